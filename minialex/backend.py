@@ -1,0 +1,106 @@
+"""Array modules and devices: the one place that knows NumPy from CuPy.
+
+Every op is written once against an "array module" ``xp`` (``numpy`` on the
+CPU, ``cupy`` on an NVIDIA GPU), in the style of ``cupy.get_array_module``.
+Nothing here imports CuPy until a user asks for the ``"cuda"`` device, so
+minialex imports and runs on machines without CuPy or without a GPU.
+
+Random numbers come from one generator per device, reset by
+:func:`manual_seed`, so dropout masks and initial weights are reproducible.
+"""
+import numpy as np
+
+DEVICES = ("cpu", "cuda")
+
+_cupy = None  # the cupy module, once a user has asked for "cuda"
+_rng = {"cpu": np.random.default_rng(0)}
+_seed = 0
+
+
+def check_device(device):
+    """Return ``device`` as a canonical name ("cpu" or "cuda"), or raise ValueError."""
+    name = str(device)
+    if name.startswith("cuda:"):  # "cuda:0": the only GPU we drive is the current one
+        name = "cuda"
+    if name not in DEVICES:
+        raise ValueError(f"unknown device {device!r}: expected one of {', '.join(DEVICES)}")
+    return name
+
+
+def cupy_module():
+    """Import CuPy and check that a GPU is there; raise RuntimeError saying which is missing."""
+    global _cupy
+    if _cupy is not None:
+        return _cupy
+    try:
+        import cupy
+    except ImportError as exc:
+        raise RuntimeError(
+            "device 'cuda' needs CuPy, which is not installed: "
+            "pip install 'minialex[cuda12]' (or 'minialex[cuda13]')") from exc
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDA driver missing or broken
+        raise RuntimeError(f"device 'cuda': CuPy is installed but CUDA is not usable here ({exc})") from exc
+    if count == 0:
+        raise RuntimeError("device 'cuda': CuPy is installed but no CUDA GPU was found")
+    _cupy = cupy
+    return cupy
+
+
+def is_cupy_array(a):
+    return type(a).__module__.split(".")[0] == "cupy"
+
+
+def device_of(a):
+    """The device name of an ndarray: "cuda" for a CuPy array, else "cpu"."""
+    return "cuda" if is_cupy_array(a) else "cpu"
+
+
+def xp_of(a):
+    """The array module (numpy or cupy) that owns array ``a``."""
+    return _cupy if is_cupy_array(a) else np
+
+
+def xp_for(device):
+    """The array module for a device name."""
+    return cupy_module() if check_device(device) == "cuda" else np
+
+
+def to_device(a, device):
+    """Copy array ``a`` to ``device`` (no copy when it is already there)."""
+    device = check_device(device)
+    if device == device_of(a):
+        return a
+    if device == "cuda":
+        return cupy_module().asarray(a)
+    return a.get()  # cupy -> numpy
+
+
+def rng(device="cpu"):
+    """The random generator of ``device`` (numpy.random.Generator or cupy's)."""
+    device = check_device(device)
+    if device not in _rng:
+        _rng[device] = cupy_module().random.default_rng(_seed)
+    return _rng[device]
+
+
+def manual_seed(seed):
+    """Seed every device's generator (like ``torch.manual_seed``)."""
+    global _seed
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"manual_seed expects an int, got {type(seed).__name__}")
+    _seed = int(seed)
+    _rng.clear()
+    _rng["cpu"] = np.random.default_rng(_seed)
+    if _cupy is not None:
+        _rng["cuda"] = _cupy.random.default_rng(_seed)
+
+
+def get_rng_state():
+    """The CPU generator's state as a JSON-able dict (for checkpoints)."""
+    return _rng["cpu"].bit_generator.state
+
+
+def set_rng_state(state):
+    _rng["cpu"].bit_generator.state = state

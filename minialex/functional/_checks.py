@@ -1,0 +1,53 @@
+"""Argument checks shared by the ops: each raises a TypeError/ValueError that names
+what was expected and what was given, before any array code can fail obscurely."""
+import numbers
+
+from ..tensor import Tensor
+
+
+def check_tensor(x, name, op, ndim=None, floating=True):
+    """``x`` must be a Tensor (of ``ndim`` dimensions, floating point when asked)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: {name} must be a minialex Tensor, got {type(x).__name__}")
+    if floating and x.dtype.kind != "f":
+        raise TypeError(f"{op}: {name} must be a floating-point tensor (float32 or float64), got {x.dtype}")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if x.ndim not in allowed:
+            want = " or ".join(str(n) for n in allowed)
+            raise ValueError(f"{op}: {name} must have {want} dimensions, got shape {x.shape} ({x.ndim} dimensions)")
+    return x
+
+
+def check_same_device(op, *tensors):
+    devices = {t.device for t in tensors if t is not None}
+    if len(devices) > 1:
+        raise ValueError(f"{op}: tensors are on different devices ({', '.join(sorted(devices))}); move them with .to()")
+
+
+def pair(v, name, op, minimum=1):
+    """An int or a pair of ints -> (a, b), each >= minimum."""
+    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+        v = (int(v), int(v))
+    if (not isinstance(v, (tuple, list)) or len(v) != 2
+            or not all(isinstance(e, numbers.Integral) and not isinstance(e, bool) for e in v)):
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
+    if min(v) < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {tuple(v)}")
+    return int(v[0]), int(v[1])
+
+
+def positive_int(v, name, op, minimum=1):
+    if not isinstance(v, numbers.Integral) or isinstance(v, bool):
+        raise TypeError(f"{op}: {name} must be an int, got {v!r}")
+    if v < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {v}")
+    return int(v)
+
+
+def normalize_dim(dim, ndim, op):
+    if not isinstance(dim, numbers.Integral) or isinstance(dim, bool):
+        raise TypeError(f"{op}: dim must be an int, got {dim!r}")
+    if not -ndim <= dim < ndim:
+        raise ValueError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dimensions")
+    return dim % ndim

@@ -1,0 +1,62 @@
+"""Local response normalisation across channels (Krizhevsky et al. 2012, Sec. 3.3).
+
+PyTorch's convention (``torch.nn.functional.local_response_norm``), which this op follows exactly:
+    s_c = k + (alpha / n) * sum_{c' = c - n//2}^{c + (n-1)//2} a_{c'}^2      (a_{c'} = 0 outside [0, C))
+    b_c = a_c * s_c^(-beta)
+with n = ``size``. The window holds n channels: n//2 before c and (n-1)//2 after (this
+matters for even n), and the divisor stays n at the edges.
+
+The paper writes  b_c = a_c / (k + alpha_paper * sum a^2)^beta  with k=2, n=5,
+alpha_paper=1e-4, beta=0.75. The sums are the same, so the paper's net is
+    local_response_norm(x, size=5, alpha=5 * 1e-4, beta=0.75, k=2.0)
+(PyTorch alpha = paper alpha x n). Caffe's bvlc_alexnet uses alpha=1e-4 in PyTorch's
+(divided) convention with k=1.
+
+Backward, from  db_{c'}/da_c = [c = c'] s_{c'}^-beta - (2 alpha beta / n) a_c b_{c'} / s_{c'} [c in window(c')]:
+    da_c = g_c s_c^-beta - (2 alpha beta / n) a_c * sum_{c' : c in window(c')} g_{c'} b_{c'} / s_{c'}
+and c is in window(c') exactly when c' runs from c - (n-1)//2 to c + n//2: the same
+window sum with the two pad widths swapped.
+
+Shapes: x (N, C, *) -> y (N, C, *), usually (N, C, H, W).
+"""
+import numbers
+
+from .. import backend
+from ..tensor import Tensor
+from ._checks import check_tensor, positive_int
+
+
+def window_sum(a, before, after):
+    """sum_{d=-before}^{after} a[:, c + d] for every channel c, zeros outside.
+
+    a (N, C, M) -> (N, C, M); ``before + after + 1`` channel-shifted adds of strided views."""
+    N, C, M = a.shape
+    xp = backend.xp_of(a)
+    padded = xp.zeros((N, C + before + after, M), dtype=a.dtype)  # (N, before + C + after, M)
+    padded[:, before:before + C] = a
+    out = padded[:, 0:C].copy()
+    for d in range(1, before + after + 1):
+        out += padded[:, d:d + C]
+    return out
+
+
+def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
+    op = "local_response_norm"
+    check_tensor(x, "input", op, ndim=None)
+    if x.ndim < 3:
+        raise ValueError(f"{op}: input must have at least 3 dimensions (N, C, ...), got shape {x.shape}")
+    n = positive_int(size, "size", op)
+    for name, v in (("alpha", alpha), ("beta", beta), ("k", k)):
+        if not isinstance(v, numbers.Real) or isinstance(v, bool):
+            raise TypeError(f"{op}: {name} must be a number, got {v!r}")
+    a = x.data.reshape(x.shape[0], x.shape[1], -1)              # (N, C, M), M = H*W
+    s = k + (alpha / n) * window_sum(a * a, n // 2, (n - 1) // 2)  # (N, C, M)
+    s_pow = s ** -beta
+    b = a * s_pow                                               # (N, C, M)
+
+    def backward(g):
+        g = g.reshape(a.shape)                                  # (N, C, M)
+        t = window_sum(g * b / s, (n - 1) // 2, n // 2)         # sum over the windows that contain c
+        da = g * s_pow - (2.0 * alpha * beta / n) * a * t
+        return (da.reshape(x.shape),)
+    return Tensor.from_op(b.reshape(x.shape), (x,), backward, "local_response_norm")

@@ -1,0 +1,73 @@
+"""Max-pooling over 2-D windows, including the paper's overlapping pooling
+(kernel 3, stride 2: "z = 3 > s = 2", Krizhevsky et al. 2012, Sec. 3.4).
+
+    y[n, c, oh, ow] = max_{0<=i<kH, 0<=j<kW} x_pad[n, c, sH*oh + i, sW*ow + j]
+
+Shapes: x (N, C, H, W) -> y (N, C, OH, OW), with, as in PyTorch,
+    OH = (H + 2 pH - kH) // sH + 1                       (floor, the default)
+    OH = ceil((H + 2 pH - kH) / sH) + 1,                 (ceil_mode=True, Caffe's rounding)
+         minus 1 if that last window would start inside the right padding.
+Padding counts as -infinity, so it is never the maximum.
+
+Backward: the whole gradient of an output goes to the input element that was its
+maximum (the argmax); overlapping windows can send several gradients to one input,
+and they add up. Tie rule: the FIRST maximum in the window's row-major scan order
+(i, then j) wins, as in PyTorch's CPU kernel; test gradients on tie-free inputs.
+"""
+import math
+
+from ..tensor import Tensor
+from ._checks import check_tensor, pair
+
+
+def pool_output_size(size, kernel, stride, padding, ceil_mode):
+    """Number of windows along one axis (PyTorch's ``pooling_output_shape``)."""
+    if ceil_mode:
+        out = math.ceil((size + 2 * padding - kernel) / stride) + 1
+        if (out - 1) * stride >= size + padding:  # the last window would start in the padding
+            out -= 1
+        return out
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
+    op = "max_pool2d"
+    check_tensor(x, "input", op, ndim=4)
+    kH, kW = pair(kernel_size, "kernel_size", op)
+    sH, sW = pair(kernel_size if stride is None else stride, "stride", op)
+    pH, pW = pair(padding, "padding", op, minimum=0)
+    if 2 * pH > kH or 2 * pW > kW:
+        raise ValueError(f"{op}: padding {(pH, pW)} must be at most half the kernel size {(kH, kW)}")
+    N, C, H, W = x.shape
+    OH = pool_output_size(H, kH, sH, pH, ceil_mode)
+    OW = pool_output_size(W, kW, sW, pW, ceil_mode)
+    if OH < 1 or OW < 1:
+        raise ValueError(f"{op}: kernel {kH}x{kW} is larger than the padded input "
+                         f"{H + 2 * pH}x{W + 2 * pW} (input shape {x.shape}, padding {(pH, pW)})")
+    xp = x.xp
+    # pad with -inf: pH/pW before, and after whatever the last window needs (ceil_mode may need more)
+    bottom = max(0, (OH - 1) * sH + kH - H - pH)
+    right = max(0, (OW - 1) * sW + kW - W - pW)
+    xpad = x.data
+    if pH or pW or bottom or right:
+        xpad = xp.pad(x.data, ((0, 0), (0, 0), (pH, bottom), (pW, right)), constant_values=-xp.inf)
+
+    def window(i, j, a):
+        """The (N, C, OH, OW) strided view of ``a`` seen by kernel offset (i, j)."""
+        return a[:, :, i:i + sH * (OH - 1) + 1:sH, j:j + sW * (OW - 1) + 1:sW]
+
+    # running max over the kH*kW offsets; `arg` remembers which offset won (first max on ties)
+    y = window(0, 0, xpad).copy()                       # (N, C, OH, OW)
+    arg = xp.zeros(y.shape, dtype=xp.int32)            # offset index i*kW + j of the max
+    for idx in range(1, kH * kW):
+        v = window(idx // kW, idx % kW, xpad)
+        better = v > y                                 # strict: an equal later value does not win
+        xp.copyto(y, v, where=better)
+        arg[better] = idx
+
+    def backward(g):
+        dxpad = xp.zeros(xpad.shape, dtype=g.dtype)    # (N, C, H + pH + bottom, W + pW + right)
+        for idx in range(kH * kW):
+            window(idx // kW, idx % kW, dxpad)[...] += g * (arg == idx)
+        return (dxpad[:, :, pH:pH + H, pW:pW + W],)
+    return Tensor.from_op(y, (x,), backward, "max_pool2d")
