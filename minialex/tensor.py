@@ -58,7 +58,7 @@ def _as_array(data, dtype=None, device="cpu"):
         arr = data
     else:
         arr = np.asarray(data)
-        if arr.dtype == np.float64:  # Python floats
+        if arr.dtype == np.float64 and dtype is None:  # Python floats (cast once, not via float32, when dtype is given)
             arr = arr.astype(np.float32)
         if arr.dtype == object or arr.dtype.kind in "USV":
             raise TypeError(f"cannot make a tensor from {type(data).__name__} of {arr.dtype} values")
@@ -216,17 +216,24 @@ class Tensor:
             grad = grad.astype(self.dtype, copy=False)
 
         # Phase 1: topological order of the graph below self (iterative DFS: deep nets don't recurse).
-        order, seen, stack = [], {id(self)}, [(self, False)]
+        # A node is marked when it is expanded, not when pushed: marking on push can emit a node
+        # before another path's node that also feeds it (x -> y; z = y + 3*y), losing that gradient.
+        order, seen, stack = [], set(), [(self, False)]
         while stack:
             node, expanded = stack.pop()
             if expanded:
                 order.append(node)
                 continue
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if node._freed:
+                raise RuntimeError(f"backward(): part of this graph ({node._op or 'a tensor'} output) was already "
+                                   "used and freed by an earlier backward(); pass retain_graph=True to it")
             stack.append((node, True))
             if node._ctx is not None:
                 for p in node._ctx[0]:
                     if p.requires_grad and id(p) not in seen:
-                        seen.add(id(p))
                         stack.append((p, False))
 
         # Phase 2: walk from self to the leaves, summing the gradients that reach each node.
@@ -373,7 +380,8 @@ def as_tensor(x, like=None):
     """
     if isinstance(x, Tensor):
         return x
-    if like is not None and isinstance(x, numbers.Number) and not isinstance(x, bool):
+    if (like is not None and isinstance(x, numbers.Number) and not isinstance(x, bool)
+            and (like.dtype.kind == "f" or isinstance(x, numbers.Integral))):  # int tensor + 0.5 must not truncate
         return Tensor(like.xp.asarray(x, dtype=like.dtype))
     device = like.device if like is not None else "cpu"
     return Tensor(x, device=device)

@@ -19,8 +19,14 @@ def matmul(a, b):
     if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not match "
                          f"(inner sizes {a.shape[-1]} and {b.shape[-2 if b.ndim > 1 else 0]})")
-    out = a.data @ b.data
     xp = a.xp
+    batch_a, batch_b = a.shape[:-2], b.shape[:-2]            # leading (batch) dims; () for 1-D/2-D
+    try:
+        xp.broadcast_shapes(batch_a, batch_b)
+    except ValueError:
+        raise ValueError(f"matmul: batch dimensions {batch_a} of {a.shape} and {batch_b} of {b.shape} "
+                         "cannot be broadcast together") from None
+    out = a.data @ b.data
 
     def backward(g):
         A, B = a.data, b.data

@@ -3,6 +3,8 @@
 Each holds its hyper-parameters and (for Conv2d and Linear) its Parameters; the maths,
 forward and backward, lives in the functional op named in its docstring.
 """
+import numbers
+
 import numpy as np
 
 from .. import functional as F
@@ -98,7 +100,7 @@ class Dropout(Module):
     """Inverted dropout, active only in training mode; see ``minialex/functional/dropout.py``."""
 
     def __init__(self, p=0.5):
-        if not 0.0 <= p <= 1.0:
+        if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
         self.p = p
 

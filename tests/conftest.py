@@ -1,0 +1,125 @@
+"""Shared fixtures and input makers for the engine's tests.
+
+* ``device``: every test that takes it runs on "cpu" and on "cuda"; the "cuda" case is
+  skipped (with the reason) where CuPy or a GPU is missing, so the same suite runs on a GPU.
+* Inputs that make bugs visible (STYLE.md, principle 6):
+    ``tie_free``      a shuffled arange: no two values equal, so max-pool has one argmax;
+    ``away_from_kink`` |x| > 0.1, so a finite difference never straddles ReLU's kink at 0;
+    ``layout``        the same values as a contiguous, a strided or a transposed array.
+* ``check_grads``: gradcheck in float64 (on the CPU, where finite differences are exact
+  enough), and on "cuda" also the device's autograd against the CPU's.
+"""
+import numpy as np
+import pytest
+
+import minialex
+from minialex import Tensor, backend
+
+LAYOUTS = ("contiguous", "strided", "transposed")
+
+
+def _cuda_skip_reason():
+    try:
+        backend.cupy_module()
+    except RuntimeError as exc:
+        return str(exc)
+    return None
+
+
+_CUDA_SKIP = _cuda_skip_reason()
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    _CUDA_SKIP is not None, reason=f"no GPU: {_CUDA_SKIP}"))])
+def device(request):
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test starts from the same generator state (dropout masks, init)."""
+    minialex.manual_seed(0)
+    yield
+
+
+# ----------------------------------------------------------------------------- inputs
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def randn(*shape, seed=0, scale=1.0):
+    """float64 N(0, scale^2) values."""
+    return scale * rng(seed).standard_normal(shape)
+
+
+def tie_free(*shape, seed=0, scale=0.125):
+    """A shuffled arange (float64): all values distinct, spaced by ``scale``
+    (1/8: exact in float32 too), centred on 0."""
+    n = int(np.prod(shape))
+    return (rng(seed).permutation(n).astype(np.float64) - n // 2).reshape(shape) * scale
+
+
+def away_from_kink(*shape, seed=0, margin=0.1):
+    """float64 values with |x| >= margin (random sign), so ReLU's derivative is constant nearby."""
+    r = rng(seed)
+    return r.choice([-1.0, 1.0], size=shape) * (margin + r.uniform(0.0, 1.0, size=shape))
+
+
+def layout(a, kind, xp=np):
+    """The values of ``a`` as an array of ``xp`` laid out as ``kind``:
+    "contiguous", "strided" (every other element of a bigger buffer along the last axis),
+    or "transposed" (a transposed view of the transposed copy: same values, reversed strides;
+    "strided" where transposing would leave it contiguous)."""
+    a = xp.asarray(a)
+    if kind == "contiguous":
+        return a.copy(order="C")  # (ascontiguousarray would turn a 0-d array into 1-d)
+    if kind == "strided":
+        buf = xp.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype)  # (..., 2W)
+        buf[..., ::2] = a
+        view = buf[..., ::2]                                               # (..., W), stride 2
+    elif kind == "transposed":
+        view = xp.ascontiguousarray(a.T).T                                 # same values, F order
+        if view.flags.c_contiguous:  # a (1, n) or 1-D array reads the same both ways: use strides
+            return layout(a, "strided", xp)
+    else:
+        raise ValueError(kind)
+    assert not view.flags.c_contiguous
+    return view
+
+
+def make(a, device="cpu", kind="contiguous", dtype=None, requires_grad=False):
+    """A Tensor on ``device`` with ``a``'s values (cast to ``dtype``) in layout ``kind``."""
+    a = np.asarray(a) if dtype is None else np.asarray(a, dtype=dtype)
+    return Tensor(layout(a, kind, backend.xp_for(device)), requires_grad=requires_grad)
+
+
+def assert_close(actual, expected, rtol=1e-5, atol=1e-6, msg=""):
+    """Compare a Tensor/array (any device) with a NumPy array."""
+    if isinstance(actual, Tensor):
+        actual = actual.numpy()
+    elif backend.is_cupy_array(actual):
+        actual = actual.get()
+    np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), rtol=rtol, atol=atol, err_msg=msg)
+
+
+# ----------------------------------------------------------------------------- gradients
+def check_grads(fn, inputs, device="cpu", mode="auto", rtol=1e-6, atol=1e-8, **kwargs):
+    """gradcheck ``fn`` in float64 for every float input; on a GPU also compare that
+    device's gradients (float64) with the CPU's for the same output weighting.
+
+    The tolerances are tighter than gradcheck's defaults (1e-3, 1e-5): float64 central
+    differences with eps=1e-6 are good to ~1e-9 on these well-scaled inputs, and a 0.1%
+    error in a backward must not pass."""
+    minialex.gradcheck(fn, inputs, mode=mode, rtol=rtol, atol=atol, **kwargs)
+    if device == "cpu":
+        return
+    grads = {}
+    for dev in ("cpu", device):
+        leaves = [x.to(dev).double().detach().requires_grad_() if isinstance(x, Tensor) and x.dtype.kind == "f"
+                  else (x.to(dev) if isinstance(x, Tensor) else x) for x in inputs]
+        out = fn(*leaves)
+        weight = rng(1).standard_normal(out.shape)
+        out.backward(Tensor(weight, device=dev))
+        grads[dev] = [x.grad for x in leaves if isinstance(x, Tensor) and x.requires_grad]
+    for i, (g_cpu, g_dev) in enumerate(zip(grads["cpu"], grads[device])):
+        assert_close(g_dev, g_cpu, rtol=1e-9, atol=1e-12, msg=f"gradient of input {i} on {device}")

@@ -1,0 +1,468 @@
+"""Every functional op: forward against the naive-loop oracle (``minialex.reference``) or a
+NumPy formula, gradients by ``minialex.gradcheck`` in float64, on inputs chosen so that the
+checks can fail (odd and non-square sizes, batch 1, stride > 1, padding, groups 2 and 3,
+tie-free pooling inputs, large LRN alpha with odd and even sizes, inputs away from ReLU's
+kink, non-contiguous arrays). Where PyTorch is importable, a few tests also compare with it.
+"""
+import math
+
+import numpy as np
+import pytest
+
+import minialex
+import minialex.functional as F
+from minialex import Tensor, reference
+
+from conftest import LAYOUTS, assert_close, away_from_kink, check_grads, make, randn, tie_free
+
+DTYPES = [pytest.param(np.float32, id="f32"), pytest.param(np.float64, id="f64")]
+TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
+_cache = {}
+
+
+def cached(key, compute):
+    """The naive-loop references are slow: compute each case once per session."""
+    if key not in _cache:
+        _cache[key] = compute()
+    return _cache[key]
+
+
+# ============================================================================= conv2d
+# (N, C, H, W), (O, kH, kW), stride, padding, groups, bias
+CONV_CASES = [
+    pytest.param((2, 3, 5, 6), (4, 3, 3), 1, 0, 1, True, id="3x3-nonsquare-input"),
+    pytest.param((2, 3, 7, 5), (4, 3, 3), 2, 1, 1, True, id="stride2-pad1-odd"),
+    pytest.param((1, 4, 7, 6), (6, 3, 3), 2, 1, 2, True, id="groups2-stride2-pad1-batch1"),
+    pytest.param((2, 6, 6, 5), (3, 3, 2), (1, 2), (1, 0), 3, True, id="groups3-kernel3x2-stride1x2-pad1x0"),
+    pytest.param((1, 2, 3, 3), (2, 5, 5), 1, 1, 1, True, id="kernel-fills-padded-input-batch1"),
+    pytest.param((2, 2, 8, 7), (3, 2, 2), 3, 0, 1, False, id="stride3-gt-kernel2-nobias"),
+    pytest.param((1, 3, 13, 11), (2, 5, 5), 4, 0, 1, True, id="k5-stride4-conv1-like"),
+]
+
+
+def _conv_inputs(xshape, wshape, groups, bias, seed=0):
+    N, C, H, W = xshape
+    O, kH, kW = wshape
+    x = randn(*xshape, seed=seed)
+    w = randn(O, C // groups, kH, kW, seed=seed + 1, scale=0.5)
+    b = randn(O, seed=seed + 2) if bias else None
+    return x, w, b
+
+
+@pytest.mark.parametrize("kind", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("xshape,wshape,stride,padding,groups,bias", CONV_CASES)
+def test_conv2d_forward(device, dtype, kind, xshape, wshape, stride, padding, groups, bias):
+    x, w, b = _conv_inputs(xshape, wshape, groups, bias)
+    expected = cached(("conv", xshape, wshape, stride, padding, groups, bias),
+                      lambda: reference.conv2d(x, w, b, stride, padding, groups))
+    y = F.conv2d(make(x, device, kind, dtype), make(w, device, kind, dtype),
+                 None if b is None else make(b, device, dtype=dtype), stride, padding, groups)
+    assert y.dtype == dtype and y.device == device
+    assert y.shape == expected.shape
+    assert_close(y, expected, **TOL[dtype])
+
+
+@pytest.mark.parametrize("xshape,wshape,stride,padding,groups,bias", CONV_CASES[:6])
+def test_conv2d_gradcheck(device, xshape, wshape, stride, padding, groups, bias):
+    x, w, b = _conv_inputs(xshape, wshape, groups, bias)
+    inputs = [make(x, kind="strided"), make(w)] + ([make(b)] if bias else [])
+    check_grads(lambda x, w, b=None: F.conv2d(x, w, b, stride, padding, groups), inputs, device)
+
+
+def test_conv2d_gradcheck_random_direction_on_a_bigger_layer(device):
+    """conv2 of AlexNet in miniature (5x5, pad 2, groups 2): too big for the full Jacobian."""
+    x, w, b = _conv_inputs((2, 8, 9, 9), (8, 5, 5), 2, True)
+    check_grads(lambda x, w, b: F.conv2d(x, w, b, 1, 2, 2), [make(x), make(w), make(b)], device,
+                mode="random", n_directions=4, atol=1e-7)  # a projection on ~1300 outputs: more rounding
+
+
+# ============================================================================= linear
+LINEAR_CASES = [
+    pytest.param((3, 5), 4, True, id="batch3"),
+    pytest.param((1, 5), 4, True, id="batch1"),
+    pytest.param((2, 3, 5), 4, True, id="leading-dims"),
+    pytest.param((5,), 3, True, id="1d-input"),
+    pytest.param((3, 5), 2, False, id="nobias"),
+]
+
+
+@pytest.mark.parametrize("kind", LAYOUTS)
+@pytest.mark.parametrize("xshape,out_features,bias", LINEAR_CASES)
+def test_linear_forward(device, kind, xshape, out_features, bias):
+    x, w = randn(*xshape), randn(out_features, xshape[-1], seed=1)
+    b = randn(out_features, seed=2) if bias else None
+    y = F.linear(make(x, device, kind), make(w, device, kind), None if b is None else make(b, device))
+    assert y.shape == xshape[:-1] + (out_features,)
+    assert_close(y, x @ w.T + (0 if b is None else b), **TOL[np.float64])
+
+
+@pytest.mark.parametrize("xshape,out_features,bias", LINEAR_CASES)
+def test_linear_gradcheck(device, xshape, out_features, bias):
+    x, w = randn(*xshape), randn(out_features, xshape[-1], seed=1)
+    inputs = [make(x), make(w, kind="transposed")] + ([make(randn(out_features, seed=2))] if bias else [])
+    check_grads(lambda *t: F.linear(*t), inputs, device)
+
+
+# ============================================================================= relu, flatten
+@pytest.mark.parametrize("kind", LAYOUTS)
+def test_relu_forward(device, kind):
+    x = away_from_kink(3, 4, 5)
+    assert_close(F.relu(make(x, device, kind)), np.maximum(x, 0), rtol=0, atol=0)
+
+
+def test_relu_gradient_is_zero_at_the_kink(device):
+    x = make(np.array([-1.0, 0.0, 2.0]), device, requires_grad=True)
+    F.relu(x).sum().backward()
+    assert_close(x.grad, [0.0, 0.0, 1.0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kind", LAYOUTS)
+def test_relu_gradcheck_away_from_kink(device, kind):
+    check_grads(F.relu, [make(away_from_kink(2, 3, 4, 5), kind=kind)], device)
+
+
+@pytest.mark.parametrize("start,end,shape", [
+    pytest.param(1, -1, (2, 24), id="default-NCHW-to-N-CHW"),
+    pytest.param(0, -1, (48,), id="all"),
+    pytest.param(1, 2, (2, 12, 2), id="C-and-H"),
+    pytest.param(2, 3, (2, 3, 8), id="H-and-W"),
+])
+def test_flatten(device, start, end, shape):
+    x = randn(2, 3, 4, 2)
+    t = make(x, device, "transposed")
+    y = F.flatten(t, start, end)
+    assert y.shape == shape
+    assert_close(y, x.reshape(shape), rtol=0, atol=0)  # C, H, W order, as torch.flatten
+    check_grads(lambda t: F.flatten(t, start, end), [make(x, kind="strided")], device)
+
+
+# ============================================================================= max_pool2d
+# shape, kernel, stride, padding, ceil_mode
+POOL_CASES = [
+    pytest.param((2, 3, 7, 7), 3, 2, 0, False, id="overlap3s2-odd"),
+    pytest.param((1, 2, 6, 8), 3, 2, 0, True, id="overlap3s2-ceil-batch1"),
+    pytest.param((2, 2, 6, 4), 2, None, 0, False, id="2x2s2-default-stride"),
+    pytest.param((1, 2, 5, 7), 2, 2, 0, True, id="2x2s2-ceil-odd"),
+    pytest.param((1, 2, 6, 5), 3, 2, 1, False, id="overlap3s2-pad1"),
+    pytest.param((1, 2, 6, 6), 3, 2, 1, True, id="overlap3s2-pad1-ceil"),
+    pytest.param((1, 1, 5, 5), 2, 2, 1, True, id="ceil-drops-window-starting-in-padding"),
+    pytest.param((2, 1, 5, 7), (3, 2), (2, 1), (1, 0), False, id="kernel3x2-stride2x1-pad1x0"),
+    pytest.param((1, 3, 9, 9), 3, 2, 0, False, id="batch1-9x9"),
+]
+
+
+def _pool_out(size, k, s, p, ceil):
+    if ceil:
+        o = math.ceil((size + 2 * p - k) / s) + 1
+        return o - 1 if (o - 1) * s >= size + p else o
+    return (size + 2 * p - k) // s + 1
+
+
+@pytest.mark.parametrize("kind", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,kernel,stride,padding,ceil_mode", POOL_CASES)
+def test_max_pool2d_forward_and_argmax(device, dtype, kind, shape, kernel, stride, padding, ceil_mode):
+    """Values match the naive loops, and the gradient lands exactly on each window's argmax."""
+    x = tie_free(*shape)
+    y_ref, arg = cached(("pool", shape, kernel, stride, padding, ceil_mode),
+                        lambda: reference.max_pool2d(x, kernel, stride, padding, ceil_mode))
+    t = make(x, device, kind, dtype, requires_grad=True)
+    y = F.max_pool2d(t, kernel, stride, padding, ceil_mode)
+    assert y.shape == y_ref.shape and y.dtype == dtype
+    assert_close(y, y_ref, rtol=0, atol=0)
+    g = randn(*y_ref.shape, seed=5)
+    y.backward(g.astype(dtype))
+    N, C, H, W = shape
+    expected = np.zeros((N, C, H * W))
+    for n in range(N):
+        for c in range(C):
+            np.add.at(expected[n, c], arg[n, c].ravel(), g[n, c].ravel())
+    assert_close(t.grad, expected.reshape(shape), **TOL[dtype])
+
+
+def test_max_pool2d_output_sizes():
+    """The output-size rule, in particular ceil_mode (Caffe's rounding) against floor."""
+    for H, k, s, p in [(6, 3, 2, 0), (7, 3, 2, 0), (5, 2, 2, 1), (6, 3, 2, 1), (55, 3, 2, 0), (13, 3, 2, 0)]:
+        for ceil in (False, True):
+            y = F.max_pool2d(Tensor(tie_free(1, 1, H, H)), k, s, p, ceil)
+            assert y.shape[2:] == (_pool_out(H, k, s, p, ceil),) * 2, (H, k, s, p, ceil)
+    assert F.max_pool2d(Tensor(tie_free(1, 1, 6, 6)), 3, 2, ceil_mode=True).shape[2:] == (3, 3)
+    assert F.max_pool2d(Tensor(tie_free(1, 1, 6, 6)), 3, 2, ceil_mode=False).shape[2:] == (2, 2)
+
+
+@pytest.mark.parametrize("shape,kernel,stride,padding,ceil_mode", POOL_CASES)
+def test_max_pool2d_gradcheck_tie_free(device, shape, kernel, stride, padding, ceil_mode):
+    check_grads(lambda x: F.max_pool2d(x, kernel, stride, padding, ceil_mode),
+                [make(tie_free(*shape), kind="strided")], device)
+
+
+def test_max_pool2d_tie_rule_first_maximum_in_scan_order(device):
+    """All equal: every window's gradient goes to its top-left element (the documented rule)."""
+    x = make(np.ones((1, 1, 4, 4)), device, requires_grad=True)
+    F.max_pool2d(x, 2, 2).sum().backward()
+    expected = np.zeros((4, 4))
+    expected[::2, ::2] = 1
+    assert_close(x.grad[0, 0], expected, rtol=0, atol=0)
+
+
+# ============================================================================= local_response_norm
+# shape, size, alpha, beta, k
+LRN_CASES = [
+    pytest.param((2, 7, 3, 4), 5, 1.0, 0.75, 2.0, id="size5-alpha1-k2"),
+    pytest.param((1, 6, 3, 3), 3, 1.0, 0.75, 1.0, id="size3-batch1"),
+    pytest.param((2, 6, 2, 3), 4, 1.0, 0.75, 1.0, id="size4-even"),
+    pytest.param((2, 5, 3, 2), 2, 1.0, 0.5, 1.0, id="size2-even-beta0.5"),
+    pytest.param((2, 4, 3, 3), 1, 1.0, 0.75, 1.0, id="size1"),
+    pytest.param((2, 4, 2, 3), 7, 1.0, 0.75, 1.0, id="size7-gt-channels4"),
+    pytest.param((3, 6, 5), 5, 1.0, 0.75, 2.0, id="3d-input-N-C-L"),
+    pytest.param((2, 8, 2, 2), 5, 5e-4, 0.75, 2.0, id="paper-params-alpha5e-4"),
+]
+
+
+@pytest.mark.parametrize("kind", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,size,alpha,beta,k", LRN_CASES)
+def test_local_response_norm_forward(device, dtype, kind, shape, size, alpha, beta, k):
+    x = randn(*shape, scale=1.5)
+    expected = reference.local_response_norm(x, size, alpha, beta, k)
+    y = F.local_response_norm(make(x, device, kind, dtype), size, alpha, beta, k)
+    assert y.shape == shape and y.dtype == dtype
+    assert_close(y, expected, **TOL[dtype])
+
+
+@pytest.mark.parametrize("shape,size,alpha,beta,k", LRN_CASES)
+def test_local_response_norm_gradcheck(device, shape, size, alpha, beta, k):
+    check_grads(lambda x: F.local_response_norm(x, size, alpha, beta, k),
+                [make(randn(*shape, scale=1.5), kind="strided")], device)
+
+
+def test_local_response_norm_window_is_n_channels_even_size():
+    """Even size 2: channel c sums c-1 and c (size//2 before, (size-1)//2 after), divided by 2."""
+    x = np.zeros((1, 3, 1, 1))
+    x[0, :, 0, 0] = [1.0, 2.0, 3.0]
+    y = F.local_response_norm(Tensor(x), size=2, alpha=1.0, beta=1.0, k=0.0).numpy()[0, :, 0, 0]
+    sums = np.array([1.0, 1.0 + 4.0, 4.0 + 9.0])
+    assert_close(y, x[0, :, 0, 0] / (sums / 2), rtol=1e-12)
+
+
+# ============================================================================= adaptive_avg_pool2d
+ADAPTIVE_CASES = [
+    pytest.param((2, 3, 6, 4), (3, 2), id="divisible-6x4-to-3x2"),
+    pytest.param((1, 2, 7, 7), 3, id="7-to-3-overlapping-bins-batch1"),
+    pytest.param((2, 2, 5, 5), 6, id="5-to-6-upsampling"),
+    pytest.param((2, 3, 7, 5), (3, 2), id="7x5-to-3x2"),
+    pytest.param((1, 4, 6, 6), 1, id="global-average"),
+    pytest.param((2, 2, 4, 6), (4, 6), id="identity-size"),
+]
+
+
+@pytest.mark.parametrize("kind", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,out", ADAPTIVE_CASES)
+def test_adaptive_avg_pool2d_forward(device, dtype, kind, shape, out):
+    x = randn(*shape)
+    expected = reference.adaptive_avg_pool2d(x, out)
+    y = F.adaptive_avg_pool2d(make(x, device, kind, dtype), out)
+    assert y.shape == expected.shape and y.dtype == dtype
+    assert_close(y, expected, **TOL[dtype])
+
+
+@pytest.mark.parametrize("shape,out", ADAPTIVE_CASES)
+def test_adaptive_avg_pool2d_gradcheck(device, shape, out):
+    check_grads(lambda x: F.adaptive_avg_pool2d(x, out), [make(randn(*shape), kind="strided")], device)
+
+
+# ============================================================================= dropout
+def test_dropout_is_inverted_and_preserves_the_mean(device):
+    p = 0.3
+    x = make(np.ones(200_000, np.float32), device)
+    y = F.dropout(x, p).numpy()
+    kept = y != 0
+    assert abs(kept.mean() - (1 - p)) < 0.01
+    np.testing.assert_allclose(y[kept], 1 / (1 - p), rtol=1e-6)  # kept units scaled by 1/(1-p)
+    assert abs(y.mean() - 1.0) < 0.01                            # so the expectation is unchanged
+    assert y.dtype == np.float32
+
+
+def test_dropout_gradient_uses_the_same_mask(device):
+    x = make(randn(50, 40), device, requires_grad=True)
+    y = F.dropout(x, 0.5)
+    y.sum().backward()
+    mask = (y.numpy() != 0)
+    assert_close(x.grad, mask * 2.0, rtol=0, atol=0)
+
+
+def test_dropout_identity_when_not_training(device):
+    x = make(randn(4, 5), device, requires_grad=True)
+    y = F.dropout(x, 0.5, training=False)
+    assert_close(y, x.numpy(), rtol=0, atol=0)
+    y.sum().backward()
+    assert_close(x.grad, np.ones((4, 5)), rtol=0, atol=0)
+
+
+def test_dropout_p0_identity_and_p1_zeros(device):
+    x = make(randn(4, 5), device, requires_grad=True)
+    assert_close(F.dropout(x, 0.0), x.numpy(), rtol=0, atol=0)
+    y = F.dropout(x, 1.0)
+    assert_close(y, np.zeros((4, 5)), rtol=0, atol=0)
+    y.sum().backward()
+    assert np.isfinite(x.grad if device == "cpu" else x.grad.get()).all()
+    assert_close(x.grad, np.zeros((4, 5)), rtol=0, atol=0)
+
+
+def test_dropout_reproducible_under_manual_seed(device):
+    x = make(np.ones((30, 30)), device)
+    minialex.manual_seed(123)
+    a = F.dropout(x, 0.5).numpy()
+    b = F.dropout(x, 0.5).numpy()
+    minialex.manual_seed(123)
+    c = F.dropout(x, 0.5).numpy()
+    np.testing.assert_array_equal(a, c)
+    assert not np.array_equal(a, b)  # the generator moves on between calls
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5, 0.8])
+def test_dropout_gradcheck_with_fixed_mask(device, p):
+    def fn(x):
+        minialex.manual_seed(7)  # the same mask on every evaluation
+        return F.dropout(x, p)
+    check_grads(fn, [make(randn(4, 6), kind="strided")], device)
+
+
+# ============================================================================= softmax, log_softmax
+@pytest.mark.parametrize("dim", [0, 1, -1])
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_softmax_forward_and_gradcheck(device, op, dim):
+    x = randn(3, 4, 5)
+    e = np.exp(x - x.max(axis=dim, keepdims=True))
+    p = e / e.sum(axis=dim, keepdims=True)
+    y = getattr(F, op)(make(x, device, "transposed"), dim)
+    assert_close(y, p if op == "softmax" else np.log(p), **TOL[np.float64])
+    check_grads(lambda t: getattr(F, op)(t, dim), [make(x, kind="strided")], device)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_stable_for_large_logits(device, dtype):
+    x = np.array([[1e4, -1e4, 0.0, 1e4 - 1.0], [-1e4, -1e4 + 2.0, -1e4, -1e4]])
+    z = x - x.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    y = F.log_softmax(make(x, device, dtype=dtype), 1).numpy()
+    s = F.softmax(make(x, device, dtype=dtype), 1).numpy()
+    assert np.isfinite(y).all() and np.isfinite(s).all()
+    np.testing.assert_allclose(y, logp, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(s, np.exp(logp), rtol=1e-6, atol=1e-7)
+
+
+# ============================================================================= cross_entropy
+def _ce_per_sample(z, t):
+    return np.array([reference.cross_entropy(z[n:n + 1], t[n:n + 1]) for n in range(len(t))])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("shape", [pytest.param((4, 5), id="batch4"), pytest.param((1, 3), id="batch1")])
+def test_cross_entropy_forward_and_gradcheck(device, shape, reduction):
+    z = randn(*shape, scale=2.0)
+    t = np.arange(shape[0]) % shape[1]
+    per = _ce_per_sample(z, t)
+    expected = {"mean": per.mean(), "sum": per.sum(), "none": per}[reduction]
+    assert_close(reference.cross_entropy(z, t), per.mean(), rtol=1e-12)
+    loss = F.cross_entropy(make(z, device, "transposed"), Tensor(t, device=device), reduction)
+    assert loss.shape == (() if reduction != "none" else (shape[0],))
+    assert_close(loss, expected, **TOL[np.float64])
+    check_grads(lambda z: F.cross_entropy(z, t, reduction), [make(z, kind="strided")], device)
+
+
+def test_cross_entropy_gradient_is_softmax_minus_onehot(device):
+    z, t = randn(3, 4), np.array([0, 3, 1])
+    logits = make(z, device, requires_grad=True)
+    F.cross_entropy(logits, t).backward()
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    p[np.arange(3), t] -= 1
+    assert_close(logits.grad, p / 3, **TOL[np.float64])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cross_entropy_stable_for_logits_of_magnitude_1e4(device, dtype):
+    z = np.array([[1e4, -1e4, 5e3], [-1e4, 1e4, 1e4], [3e3, -2e3, 1e4]])
+    t = np.array([2, 1, 0])
+    expected = reference.cross_entropy(z, t)  # float64 log-sum-exp: 5000 + log(1 + e^-15000) ... ~ 5000
+    logits = make(z, device, dtype=dtype, requires_grad=True)
+    loss = F.cross_entropy(logits, t)
+    assert np.isfinite(loss.item())
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    loss.backward()
+    g = logits.grad if device == "cpu" else logits.grad.get()
+    assert np.isfinite(g).all()
+
+
+# ============================================================================= comparisons with PyTorch
+def _torch():
+    torch = pytest.importorskip("torch")
+    return torch
+
+
+def _torch_grads(torch, fn, arrays, upstream):
+    ts = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
+    out = fn(*ts)
+    out.backward(torch.tensor(upstream, dtype=torch.float64))
+    return out.detach().numpy(), [t.grad.numpy() for t in ts]
+
+
+def _ours_grads(fn, arrays, upstream, device):
+    ts = [make(a, device, requires_grad=True) for a in arrays]
+    out = fn(*ts)
+    out.backward(upstream)
+    return out.numpy(), [t.grad if device == "cpu" else t.grad.get() for t in ts]
+
+
+def _compare_with_torch(torch_fn, our_fn, arrays, device, seed=9):
+    probe = our_fn(*[make(a, device) for a in arrays])
+    upstream = randn(*probe.shape, seed=seed)
+    torch_out, torch_grads = _torch_grads(_torch(), torch_fn, arrays, upstream)
+    ours_out, ours_grads = _ours_grads(our_fn, arrays, upstream, device)
+    assert_close(ours_out, torch_out, rtol=1e-10, atol=1e-12, msg="forward")
+    for i, (a, b) in enumerate(zip(ours_grads, torch_grads)):
+        assert_close(a, b, rtol=1e-10, atol=1e-12, msg=f"gradient of input {i}")
+
+
+@pytest.mark.parametrize("stride,padding,groups", [
+    pytest.param(1, 1, 2, id="groups2-pad1"),
+    pytest.param(2, 0, 3, id="groups3-stride2"),
+])
+def test_conv2d_matches_torch(device, stride, padding, groups):
+    torch = _torch()
+    x, w, b = _conv_inputs((2, 6, 7, 6), (6, 3, 3), groups, True)
+    _compare_with_torch(lambda x, w, b: torch.nn.functional.conv2d(x, w, b, stride, padding, 1, groups),
+                        lambda x, w, b: F.conv2d(x, w, b, stride, padding, groups), [x, w, b], device)
+
+
+@pytest.mark.parametrize("shape,kernel,stride,padding,ceil_mode", POOL_CASES[:7])
+def test_max_pool2d_matches_torch(device, shape, kernel, stride, padding, ceil_mode):
+    torch = _torch()
+    _compare_with_torch(lambda x: torch.nn.functional.max_pool2d(x, kernel, stride, padding, ceil_mode=ceil_mode),
+                        lambda x: F.max_pool2d(x, kernel, stride, padding, ceil_mode), [tie_free(*shape)], device)
+
+
+@pytest.mark.parametrize("shape,size,alpha,beta,k", LRN_CASES[:6])
+def test_local_response_norm_matches_torch(device, shape, size, alpha, beta, k):
+    torch = _torch()
+    _compare_with_torch(lambda x: torch.nn.functional.local_response_norm(x, size, alpha, beta, k),
+                        lambda x: F.local_response_norm(x, size, alpha, beta, k), [randn(*shape, scale=1.5)], device)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_matches_torch(device, reduction):
+    torch = _torch()
+    t = np.array([0, 4, 2, 4])
+    z = randn(4, 5, scale=3.0)
+    z[1] *= 1e4  # large logits too
+    _compare_with_torch(lambda z: torch.nn.functional.cross_entropy(z, torch.tensor(t), reduction=reduction),
+                        lambda z: F.cross_entropy(z, t, reduction), [z], device)
+
+
+@pytest.mark.parametrize("shape,out", ADAPTIVE_CASES)
+def test_adaptive_avg_pool2d_matches_torch(device, shape, out):
+    torch = _torch()
+    _compare_with_torch(lambda x: torch.nn.functional.adaptive_avg_pool2d(x, out),
+                        lambda x: F.adaptive_avg_pool2d(x, out), [randn(*shape)], device)
