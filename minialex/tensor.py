@@ -238,15 +238,20 @@ class Tensor:
 
         # Phase 2: walk from self to the leaves, summing the gradients that reach each node.
         grads = {id(self): grad}
+        handed_out = {id(grad)}  # arrays a leaf may not keep without a copy (the caller's, or another leaf's)
         for node in reversed(order):
             g = grads.pop(id(node), None)
             if g is None:
                 continue
             if node._ctx is None:  # a leaf: accumulate like PyTorch
-                if node.grad is None:
-                    node.grad = g.astype(node.dtype, copy=True)
-                else:
+                if node.grad is not None:
                     node.grad += g
+                elif (g.base is None and g.flags.writeable and g.dtype == node.dtype
+                      and id(g) not in handed_out):
+                    node.grad = g  # a fresh array nobody else holds: keep it (saves a copy of fc6's 150 MB)
+                else:
+                    node.grad = g.astype(node.dtype, copy=True)
+                handed_out.add(id(g))
                 continue
             parents, fn = node._ctx
             pgrads = fn(g)

@@ -23,6 +23,8 @@ def linear(x, weight, bias=None):
         if bias.shape[0] != out_features:
             raise ValueError(f"linear: bias has shape {bias.shape}, expected ({out_features},)")
     check_same_device("linear", x, weight, bias)
+    if x.dtype != weight.dtype:
+        raise TypeError(f"linear: input is {x.dtype} but weight is {weight.dtype}; convert one with .to()")
 
     X = x.data.reshape(-1, in_features)                 # (M, in), M = product of leading dims
     Y = X @ weight.data.T                               # (M, out)

@@ -63,7 +63,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
         v = window(idx // kW, idx % kW, xpad)
         better = v > y                                 # strict: an equal later value does not win
         xp.copyto(y, v, where=better)
-        arg[better] = idx
+        xp.putmask(arg, better, idx)
 
     def backward(g):
         dxpad = xp.zeros(xpad.shape, dtype=g.dtype)    # (N, C, H + pH + bottom, W + pW + right)

@@ -1,0 +1,330 @@
+"""CPU benchmark: minialex (NumPy) against PyTorch's CPU backend, in one run, on the same inputs.
+
+    python benchmarks/bench_cpu.py                    # step + forward + every layer, batch 16
+    python benchmarks/bench_cpu.py --memory           # also peak RSS of a training step at batch 128
+    python benchmarks/bench_cpu.py --threads 2 --repeat 7 --markdown out.md
+
+What it measures (medians over --repeat runs after --warmup runs, time.perf_counter):
+  * a large square SGEMM (NumPy's BLAS): the machine's ceiling in GFLOP/s;
+  * the paper AlexNet (227x227, 1000 classes) training step (forward, cross-entropy, backward,
+    momentum-SGD update) and its forward pass, in images/s;
+  * each layer's forward and backward on the shapes it has inside AlexNet.
+For every row: time, GFLOP/s (for the layers with multiply-adds), the fraction of the SGEMM
+ceiling, and the ratio minialex/PyTorch in throughput (> 1 means minialex is faster).
+
+Both frameworks get the same thread count: OPENBLAS_NUM_THREADS / OMP_NUM_THREADS for NumPy
+(set before NumPy is imported) and torch.set_num_threads for PyTorch. PyTorch is optional
+(`pip install torch`); without it only minialex's figures are printed.
+"""
+import argparse
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--batch", type=int, default=16, help="batch size for the step, forward and layers (default 16)")
+    p.add_argument("--repeat", type=int, default=5, help="timed repetitions; the median is reported (default 5)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for both frameworks (default: all cores)")
+    p.add_argument("--no-layers", action="store_true", help="skip the per-layer table")
+    p.add_argument("--no-torch", action="store_true", help="do not run PyTorch even if it is installed")
+    p.add_argument("--memory", action="store_true", help="measure peak RSS of a training step at --memory-batch")
+    p.add_argument("--memory-batch", type=int, default=128, help="batch for --memory (default 128)")
+    p.add_argument("--markdown", metavar="PATH", help="also write the tables as Markdown to PATH")
+    p.add_argument("--_memory-child", dest="memory_child", choices=("minialex", "torch"), help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+ARGS = parse_args()
+for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[var] = str(ARGS.threads)
+
+import numpy as np  # noqa: E402  (after the thread variables)
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout's minialex
+
+import minialex  # noqa: E402
+import minialex.functional as F  # noqa: E402
+from minialex.models import alexnet  # noqa: E402
+from minialex.optim import SGD  # noqa: E402
+
+try:
+    if ARGS.no_torch:
+        raise ImportError
+    import torch
+    torch.set_num_threads(ARGS.threads)
+except ImportError:
+    torch = None
+
+
+def median_time(fn, repeat, warmup):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+# ----------------------------------------------------------------------------- the two nets
+def torch_paper_alexnet():
+    """The paper net in PyTorch, layer for layer the same as minialex.models.alexnet("paper")."""
+    nn = torch.nn
+    features = nn.Sequential(
+        nn.Conv2d(3, 96, 11, 4), nn.ReLU(), nn.LocalResponseNorm(5, 5e-4, 0.75, 2.0), nn.MaxPool2d(3, 2),
+        nn.Conv2d(96, 256, 5, 1, 2, groups=2), nn.ReLU(), nn.LocalResponseNorm(5, 5e-4, 0.75, 2.0),
+        nn.MaxPool2d(3, 2),
+        nn.Conv2d(256, 384, 3, 1, 1), nn.ReLU(),
+        nn.Conv2d(384, 384, 3, 1, 1, groups=2), nn.ReLU(),
+        nn.Conv2d(384, 256, 3, 1, 1, groups=2), nn.ReLU(), nn.MaxPool2d(3, 2))
+    classifier = nn.Sequential(
+        nn.Linear(9216, 4096), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(0.5), nn.Linear(4096, 1000))
+    return nn.Sequential(features, nn.Flatten(), classifier)
+
+
+def copy_weights_to_torch(ours, theirs):
+    """Give the PyTorch net minialex's weights (same order of parameters)."""
+    with torch.no_grad():
+        for p_ours, p_theirs in zip(ours.parameters(), theirs.parameters()):
+            assert tuple(p_theirs.shape) == p_ours.shape
+            p_theirs.copy_(torch.from_numpy(p_ours.numpy()))
+
+
+def minialex_step(model, opt, x, t):
+    def step():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), t)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def torch_step(model, opt, x, t):
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(model(x), t)
+        loss.backward()
+        opt.step()
+    return step
+
+
+# ----------------------------------------------------------------------------- FLOP counts
+# multiply-accumulates per image of the paper net, from REFERENCE.md's table
+LAYER_MACS = {"conv1": 105_415_200, "conv2": 223_948_800, "conv3": 149_520_384, "conv4": 112_140_288,
+              "conv5": 74_760_192, "fc6": 37_748_736, "fc7": 16_777_216, "fc8": 4_096_000}
+NET_MACS = sum(LAYER_MACS.values())
+# a training step: forward (1x) + backward (2x: data and weights), less conv1's unneeded data gradient
+STEP_FLOPS = 2 * (3 * NET_MACS - LAYER_MACS["conv1"])
+FORWARD_FLOPS = 2 * NET_MACS
+
+
+def sgemm_ceiling(n=2048):
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
+    t = median_time(lambda: a @ b, max(ARGS.repeat, 3), 2)
+    return 2 * n ** 3 / t / 1e9
+
+
+# ----------------------------------------------------------------------------- per layer
+def layer_cases():
+    """(name, input shape, minialex fn(x, params), torch fn(x, params), param shapes, MACs per image)."""
+    tF = torch.nn.functional if torch is not None else None
+    cases = [
+        ("conv1", (3, 227, 227), [(96, 3, 11, 11), (96,)], dict(stride=4, padding=0, groups=1)),
+        ("conv2", (96, 27, 27), [(256, 48, 5, 5), (256,)], dict(stride=1, padding=2, groups=2)),
+        ("conv3", (256, 13, 13), [(384, 256, 3, 3), (384,)], dict(stride=1, padding=1, groups=1)),
+        ("conv4", (384, 13, 13), [(384, 192, 3, 3), (384,)], dict(stride=1, padding=1, groups=2)),
+        ("conv5", (384, 13, 13), [(256, 192, 3, 3), (256,)], dict(stride=1, padding=1, groups=2)),
+    ]
+    out = []
+    for name, shape, params, kw in cases:
+        out.append((name, shape, params, LAYER_MACS[name],
+                    lambda x, w, b, kw=kw: F.conv2d(x, w, b, **kw),
+                    (lambda x, w, b, kw=kw: tF.conv2d(x, w, b, **kw)) if tF else None))
+    for name, c, hw in (("lrn1", 96, 55), ("lrn2", 256, 27)):
+        out.append((name, (c, hw, hw), [], 0,
+                    lambda x: F.local_response_norm(x, 5, 5e-4, 0.75, 2.0),
+                    (lambda x: tF.local_response_norm(x, 5, 5e-4, 0.75, 2.0)) if tF else None))
+    for name, c, hw in (("pool1", 96, 55), ("pool2", 256, 27), ("pool5", 256, 13)):
+        out.append((name, (c, hw, hw), [], 0, lambda x: F.max_pool2d(x, 3, 2),
+                    (lambda x: tF.max_pool2d(x, 3, 2)) if tF else None))
+    for name, n_in, n_out in (("fc6", 9216, 4096), ("fc7", 4096, 4096), ("fc8", 4096, 1000)):
+        out.append((name, (n_in,), [(n_out, n_in), (n_out,)], LAYER_MACS[name],
+                    lambda x, w, b: F.linear(x, w, b), (lambda x, w, b: tF.linear(x, w, b)) if tF else None))
+    return out
+
+
+def time_layer(fn, arrays, framework):
+    """(forward seconds, backward seconds) for fn on arrays (the first is the input)."""
+    if framework == "minialex":
+        ts = [minialex.tensor(a, requires_grad=True) for a in arrays]
+        y = fn(*ts)
+        g = np.random.default_rng(2).standard_normal(y.shape).astype(np.float32)
+        fwd = median_time(lambda: fn(*ts), ARGS.repeat, ARGS.warmup)
+
+        def bwd():
+            for t in ts:
+                t.grad = None
+            y.backward(g, retain_graph=True)
+    else:
+        ts = [torch.from_numpy(a).requires_grad_() for a in arrays]
+        y = fn(*ts)
+        g = torch.from_numpy(np.random.default_rng(2).standard_normal(tuple(y.shape)).astype(np.float32))
+
+        def fwd_fn():
+            with torch.enable_grad():
+                fn(*ts)
+        fwd = median_time(fwd_fn, ARGS.repeat, ARGS.warmup)
+
+        def bwd():
+            for t in ts:
+                t.grad = None
+            torch.autograd.backward(y, g, retain_graph=True)
+    return fwd, median_time(bwd, ARGS.repeat, ARGS.warmup)
+
+
+# ----------------------------------------------------------------------------- memory (subprocess)
+def memory_child(framework):
+    """Run training steps at --memory-batch and print the peak RSS in MiB (run in a fresh process)."""
+    B = ARGS.memory_batch
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((B, 3, 227, 227), dtype=np.float32)
+    t = rng.integers(0, 1000, B)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if framework == "minialex":
+        model = alexnet("paper")
+        step = minialex_step(model, SGD(model.parameters(), lr=0.01), minialex.tensor(x), t)
+    else:
+        model = torch_paper_alexnet()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+        step = torch_step(model, opt, torch.from_numpy(x), torch.from_numpy(t))
+    t0 = time.perf_counter()
+    step()
+    step()
+    seconds = (time.perf_counter() - t0) / 2
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"{peak / 1024:.0f} {base / 1024:.0f} {seconds:.3f}")
+
+
+def measure_memory(framework):
+    cmd = [sys.executable, __file__, "--threads", str(ARGS.threads), "--memory-batch", str(ARGS.memory_batch),
+           "--_memory-child", framework]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
+    return float(out[0]), float(out[1]), float(out[2])
+
+
+# ----------------------------------------------------------------------------- main
+def fmt_ratio(ours, theirs):
+    return f"{ours / theirs:.2f}x" if theirs else "-"
+
+
+def main():
+    if ARGS.memory_child:
+        memory_child(ARGS.memory_child)
+        return
+    lines = []
+
+    def emit(line=""):
+        print(line, flush=True)
+        lines.append(line)
+
+    B = ARGS.batch
+    emit(f"# minialex CPU benchmark, {time.strftime('%Y-%m-%d')}")
+    emit()
+    emit(f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs; threads: {ARGS.threads}")
+    emit(f"- python {platform.python_version()}, numpy {np.__version__}, "
+         f"torch {torch.__version__ if torch else 'not installed'}; batch {B}, median of {ARGS.repeat} after {ARGS.warmup} warm-up")
+    ceiling = sgemm_ceiling()
+    emit(f"- SGEMM ceiling (NumPy, 2048^3): {ceiling:.1f} GFLOP/s")
+    emit()
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((B, 3, 227, 227), dtype=np.float32)
+    t = rng.integers(0, 1000, B)
+    minialex.manual_seed(0)
+    model = alexnet("paper")
+    opt = SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    xt = minialex.tensor(x)
+    rows = [("training step", STEP_FLOPS, minialex_step(model, opt, xt, t)),
+            ("forward", FORWARD_FLOPS, lambda: model.eval()(xt))]
+    ours = {}
+    for name, flops, fn in rows:
+        with (minialex.no_grad() if name == "forward" else _null()):
+            ours[name] = median_time(fn, ARGS.repeat, ARGS.warmup)
+        model.train()
+    theirs = {}
+    if torch is not None:
+        tmodel = torch_paper_alexnet()
+        copy_weights_to_torch(model, tmodel)
+        tx, tt = torch.from_numpy(x), torch.from_numpy(t)
+        topt = torch.optim.SGD(tmodel.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+        theirs["training step"] = median_time(torch_step(tmodel, topt, tx, tt), ARGS.repeat, ARGS.warmup)
+        tmodel.eval()
+        with torch.no_grad():
+            theirs["forward"] = median_time(lambda: tmodel(tx), ARGS.repeat, ARGS.warmup)
+
+    emit("## Paper AlexNet (227x227, 1000 classes, batch %d)" % B)
+    emit()
+    emit("| what | minialex s | minialex img/s | minialex GFLOP/s | of SGEMM | PyTorch s | PyTorch img/s | minialex/PyTorch |")
+    emit("|---|---|---|---|---|---|---|---|")
+    for name, flops, _ in rows:
+        s = ours[name]
+        ts = theirs.get(name)
+        emit(f"| {name} | {s:.3f} | {B / s:.1f} | {flops * B / s / 1e9:.1f} | {flops * B / s / 1e9 / ceiling:.0%} | "
+             f"{f'{ts:.3f}' if ts else '-'} | {f'{B / ts:.1f}' if ts else '-'} | {fmt_ratio(ts, s) if ts else '-'} |")
+    emit()
+
+    if not ARGS.no_layers:
+        emit(f"## Layers (batch {B}; backward = gradients of the input and the parameters)")
+        emit()
+        emit("| layer | pass | minialex ms | GFLOP/s | of SGEMM | PyTorch ms | minialex/PyTorch |")
+        emit("|---|---|---|---|---|---|---|")
+        for name, shape, pshapes, macs, ours_fn, torch_fn in layer_cases():
+            arrays = [rng.standard_normal((B,) + shape, dtype=np.float32)]
+            arrays += [(0.01 * rng.standard_normal(s)).astype(np.float32) for s in pshapes]
+            f_ours, b_ours = time_layer(ours_fn, arrays, "minialex")
+            f_t = b_t = None
+            if torch_fn is not None:
+                f_t, b_t = time_layer(torch_fn, arrays, "torch")
+            for pname, s, st, mult in (("forward", f_ours, f_t, 1), ("backward", b_ours, b_t, 2)):
+                gf = f"{2 * macs * mult * B / s / 1e9:.1f}" if macs else "-"
+                frac = f"{2 * macs * mult * B / s / 1e9 / ceiling:.0%}" if macs else "-"
+                emit(f"| {name} | {pname} | {s * 1e3:.2f} | {gf} | {frac} | "
+                     f"{f'{st * 1e3:.2f}' if st else '-'} | {fmt_ratio(st, s) if st else '-'} |")
+        emit()
+
+    if ARGS.memory:
+        emit(f"## Peak memory of a training step at batch {ARGS.memory_batch} (fresh process each)")
+        emit()
+        emit("| framework | peak RSS MiB | RSS after imports MiB | step s | img/s |")
+        emit("|---|---|---|---|---|")
+        for fw in ("minialex",) + (("torch",) if torch is not None else ()):
+            peak, base, sec = measure_memory(fw)
+            emit(f"| {fw} | {peak:.0f} | {base:.0f} | {sec:.2f} | {ARGS.memory_batch / sec:.1f} |")
+        emit()
+
+    if ARGS.markdown:
+        with open(ARGS.markdown, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+if __name__ == "__main__":
+    main()
