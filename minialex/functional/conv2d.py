@@ -17,8 +17,13 @@ As matrices, with K = C/G*kH*kW and L = OH*OW, for each image n and group g:
     dcols[n, g] = W[g]^T @ dY[n, g]               (K, L)  -> col2im -> dx
 The cols layout (N, G, K, L) makes Y come out directly in NCHW order: no transpose
 after the product. The plain nested-loop version is ``minialex.reference.conv2d``.
+
+On the GPU (float32 CuPy arrays) the same maths runs in our own CUDA kernels,
+``kernels/conv2d.cu`` (implicit GEMM: the im2col tiles are built in shared memory and never
+stored), through ``minialex/cuda/kernels.py``; see ``_conv2d_cuda`` below.
 """
 from ..tensor import Tensor
+from ..cuda import use_cuda_kernels
 from ._checks import check_same_device, check_tensor, pair, positive_int
 from .im2col import col2im, conv_output_size, im2col
 
@@ -50,6 +55,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
     if x.dtype != weight.dtype:
         raise TypeError(f"{op}: input is {x.dtype} but weight is {weight.dtype}; convert one with .to()")
 
+    if use_cuda_kernels(x):
+        return _conv2d_cuda(x, weight, bias, stride, padding, G)
     xp = x.xp
     OH, OW = conv_output_size(H, kH, stride[0], padding[0]), conv_output_size(W, kW, stride[1], padding[1])
     Og, K, L = O // G, Cg * kH * kW, OH * OW
@@ -75,6 +82,24 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
             dw = dW.reshape(weight.shape)                   # (O, C/G, kH, kW)
         if bias is not None and bias.requires_grad:
             db = g.sum(axis=(0, 2, 3))                      # (O,)
+        return dx, dw, db
+
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    return Tensor.from_op(y, parents, backward, "conv2d")
+
+
+def _conv2d_cuda(x, weight, bias, stride, padding, groups):
+    """GPU path: forward, backward-data and backward-weight kernels of kernels/conv2d.cu."""
+    from ..cuda import kernels as K
+    y = K.conv2d_forward(x.data, weight.data, None if bias is None else bias.data, stride, padding, groups)
+
+    def backward(g):
+        dx = dw = db = None
+        if x.requires_grad:
+            dx = K.conv2d_backward_data(g, weight.data, x.shape, stride, padding, groups)
+        if weight.requires_grad or (bias is not None and bias.requires_grad):
+            dw, db = K.conv2d_backward_weight(x.data, g, weight.shape, stride, padding, groups,
+                                              bias=bias is not None)
         return dx, dw, db
 
     parents = (x, weight) if bias is None else (x, weight, bias)

@@ -18,11 +18,15 @@ and c is in window(c') exactly when c' runs from c - (n-1)//2 to c + n//2: the s
 window sum with the two pad widths swapped.
 
 Shapes: x (N, C, *) -> y (N, C, *), usually (N, C, H, W).
+
+On the GPU (float32 CuPy arrays) forward and backward are single fused kernels,
+``kernels/lrn.cu`` (one thread per pixel column slides the window sum over the channels).
 """
 import numbers
 
 from .. import backend
 from ..tensor import Tensor
+from ..cuda import use_cuda_kernels
 from ._checks import check_tensor, positive_int
 
 
@@ -49,6 +53,8 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
     for name, v in (("alpha", alpha), ("beta", beta), ("k", k)):
         if not isinstance(v, numbers.Real) or isinstance(v, bool):
             raise TypeError(f"{op}: {name} must be a number, got {v!r}")
+    if use_cuda_kernels(x):
+        return _lrn_cuda(x, n, alpha, beta, k)
     a = x.data.reshape(x.shape[0], x.shape[1], -1)              # (N, C, M), M = H*W
     s = k + (alpha / n) * window_sum(a * a, n // 2, (n - 1) // 2)  # (N, C, M)
     s_pow = s ** -beta
@@ -60,3 +66,14 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
         da = g * s_pow - (2.0 * alpha * beta / n) * a * t
         return (da.reshape(x.shape),)
     return Tensor.from_op(b.reshape(x.shape), (x,), backward, "local_response_norm")
+
+
+def _lrn_cuda(x, n, alpha, beta, k):
+    """GPU path: lrn_forward_v1 / lrn_backward_v1 of kernels/lrn.cu on (N, C, M) views."""
+    from ..cuda import kernels as K
+    shape4 = (x.shape[0], x.shape[1], -1, 1)                       # (N, C, M, 1): the kernels take NCHW
+    y, scale = K.lrn_forward(x.data.reshape(shape4), n, alpha, beta, k)
+
+    def backward(g):
+        return (K.lrn_backward(x.data.reshape(shape4), scale, g.reshape(shape4), n, alpha, beta).reshape(x.shape),)
+    return Tensor.from_op(y.reshape(x.shape), (x,), backward, "local_response_norm")

@@ -13,10 +13,14 @@ Backward: the whole gradient of an output goes to the input element that was its
 maximum (the argmax); overlapping windows can send several gradients to one input,
 and they add up. Tie rule: the FIRST maximum in the window's row-major scan order
 (i, then j) wins, as in PyTorch's CPU kernel; test gradients on tie-free inputs.
+
+On the GPU (float32 CuPy arrays): ``kernels/maxpool.cu``, a forward that stores the argmax
+and a deterministic backward that gathers per input pixel (no atomics).
 """
 import math
 
 from ..tensor import Tensor
+from ..cuda import use_cuda_kernels
 from ._checks import check_tensor, pair
 
 
@@ -44,6 +48,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     if OH < 1 or OW < 1:
         raise ValueError(f"{op}: kernel {kH}x{kW} is larger than the padded input "
                          f"{H + 2 * pH}x{W + 2 * pW} (input shape {x.shape}, padding {(pH, pW)})")
+    if use_cuda_kernels(x):
+        return _max_pool2d_cuda(x, (kH, kW), (sH, sW), (pH, pW), ceil_mode)
     xp = x.xp
     # pad with -inf: pH/pW before, and after whatever the last window needs (ceil_mode may need more)
     bottom = max(0, (OH - 1) * sH + kH - H - pH)
@@ -70,4 +76,14 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
         for idx in range(kH * kW):
             window(idx // kW, idx % kW, dxpad)[...] += g * (arg == idx)
         return (dxpad[:, :, pH:pH + H, pW:pW + W],)
+    return Tensor.from_op(y, (x,), backward, "max_pool2d")
+
+
+def _max_pool2d_cuda(x, kernel_size, stride, padding, ceil_mode):
+    """GPU path: max_pool2d forward/backward kernels of kernels/maxpool.cu."""
+    from ..cuda import kernels as K
+    y, argmax = K.max_pool2d_forward(x.data, kernel_size, stride, padding, ceil_mode)
+
+    def backward(g):
+        return (K.max_pool2d_backward(g, argmax, x.shape, kernel_size, stride, padding),)
     return Tensor.from_op(y, (x,), backward, "max_pool2d")
