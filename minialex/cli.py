@@ -1,0 +1,306 @@
+"""The command line: ``python -m minialex train | eval | predict | summary``.
+
+    python -m minialex train                       # the mini AlexNet on the bundled digits, on the CPU
+    python -m minialex train --resume runs/mini-digits-...   # continue a run exactly where it stopped
+    python -m minialex eval --checkpoint runs/.../checkpoint.npz [--ten-crop]
+    python -m minialex predict --checkpoint runs/.../checkpoint.npz image.png ...
+    python -m minialex summary --model paper       # the per-layer table of REFERENCE.md
+
+A user's mistake (a bad flag value, a missing path, a checkpoint that does not fit) prints one line
+``minialex: error: ...`` and exits with status 2; no traceback. A NaN loss exits with 1, Ctrl-C with 130
+after saving a checkpoint.
+"""
+import argparse
+import sys
+
+from .models import VARIANTS
+from .models.alexnet import INITS
+from .train.config import DATASETS, PARAM_GROUPS, SCHEDULES, TrainConfig
+
+D = TrainConfig()   # the defaults, shown in --help
+
+
+class UsageError(Exception):
+    """A mistake on the command line; printed as one line."""
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _nonneg_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _nonneg_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        """argparse's own errors (unknown flag, bad value): one line, status 2, like ours."""
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _add_threads(p):
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                   help="BLAS threads for NumPy's matrix products (default: BLAS's own choice, usually all cores; "
+                        "for training the mini net on the CPU: 1, which is as fast there and steadier)")
+
+
+def _set_threads(args):
+    if getattr(args, "threads", None):
+        from .train.threads import set_blas_threads
+        if not set_blas_threads(args.threads):
+            print("minialex: warning: could not find the BLAS library to set --threads; set OPENBLAS_NUM_THREADS "
+                  "(or MKL_NUM_THREADS) in the environment instead", file=sys.stderr)
+
+
+def _check_device(device):
+    if device == "cuda":
+        from . import backend
+        try:
+            backend.cupy_module()
+        except RuntimeError as exc:
+            raise UsageError(str(exc)) from None
+
+
+def _add_train(sub):
+    p = sub.add_parser(
+        "train", help="train an AlexNet (default: the mini net on the bundled digits)",
+        description="Train an AlexNet with the paper's momentum SGD. With no flags: the 'mini' AlexNet on the "
+                    "5,000 bundled MNIST digits, on the CPU, in a few minutes. Each run writes a directory with "
+                    "checkpoint.npz, config.json, metrics.jsonl, curves.png and conv1_filters.png.")
+    # None defaults: a resumed run keeps its own settings unless a flag is given.
+    g = p.add_argument_group("model and data")
+    g.add_argument("--model", choices=VARIANTS, default=None,
+                   help=f"AlexNet variant: mini (28/32-pixel images), paper (227, two towers), caffe (bvlc_alexnet), "
+                        f"torchvision (224, one tower) [default: {D.model}]")
+    g.add_argument("--dataset", choices=DATASETS, default=None,
+                   help=f"digits: 5,000 MNIST digits shipped with minialex; cifar10: the official binary or Python "
+                        f"batches in --data-path; imagefolder: --data-path/train and --data-path/val with one "
+                        f"sub-directory per class [default: {D.dataset}]")
+    g.add_argument("--data-path", metavar="DIR", default=None, help="dataset directory (cifar10, imagefolder)")
+    g.add_argument("--init", choices=INITS, default=None,
+                   help="weight initialisation: paper N(0, 0.01) + biases 1, caffe, he (Kaiming), default "
+                        "(PyTorch's); default: the variant's own (he for mini and paper)")
+    g.add_argument("--no-groups", dest="grouped", action="store_false", default=None,
+                   help="single-tower conv2/conv4/conv5 (groups=1) instead of the paper's two towers")
+    g.add_argument("--dropout", type=_nonneg_float, default=None, metavar="P",
+                   help=f"dropout probability on fc6 and fc7 [default: {D.dropout}]")
+    g.add_argument("--no-augment", dest="augment", action="store_false", default=None,
+                   help="train without random crops/flips")
+    g.add_argument("--color-pca", action="store_true", default=None,
+                   help="add the paper's PCA colour noise (RGB datasets only)")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=_positive_int, default=None, metavar="N",
+                   help=f"total number of epochs (a resumed run continues up to N) [default: {D.epochs}]")
+    g.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
+                   help=f"images per SGD step [default: {D.batch_size}]")
+    g.add_argument("--lr", type=_nonneg_float, default=None, help=f"learning rate [default: {D.lr}]")
+    g.add_argument("--momentum", type=_nonneg_float, default=None, help=f"momentum m in v <- m v - wd lr w - lr g "
+                                                                        f"[default: {D.momentum}]")
+    g.add_argument("--weight-decay", type=_nonneg_float, default=None, metavar="WD",
+                   help=f"weight decay wd [default: {D.weight_decay}]")
+    g.add_argument("--schedule", choices=SCHEDULES, default=None,
+                   help=f"none; step: lr x gamma every --step-size epochs; plateau: the paper's rule, lr x gamma "
+                        f"when the test error stops improving (at most 3 times) [default: {D.schedule}]")
+    g.add_argument("--step-size", type=_positive_int, default=None, metavar="N",
+                   help=f"epochs between lr steps (--schedule step) [default: {D.step_size}]")
+    g.add_argument("--gamma", type=_nonneg_float, default=None, help=f"lr factor of a step [default: {D.gamma}]")
+    g.add_argument("--patience", type=_nonneg_int, default=None, metavar="N",
+                   help=f"epochs without improvement before a plateau step [default: {D.patience}]")
+    g.add_argument("--param-groups", choices=PARAM_GROUPS, default=None,
+                   help=f"single: one lr and decay for all; caffe: biases at 2 x lr without weight decay "
+                        f"[default: {D.param_groups}]")
+    g.add_argument("--seed", type=_nonneg_int, default=None,
+                   help=f"seed of the weights, data order, augmentation and dropout [default: {D.seed}]")
+    g = p.add_argument_group("run")
+    g.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                   help=f"cpu (NumPy) or cuda (CuPy, NVIDIA GPU) [default: {D.device}]")
+    g.add_argument("--out", metavar="DIR", default=None,
+                   help="run directory [default: runs/<model>-<dataset>-<date-time>; a resumed run: its own]")
+    g.add_argument("--resume", metavar="PATH", default=None,
+                   help="continue the run in this directory (or checkpoint file) up to --epochs; it keeps its "
+                        "settings, so its final weights equal an uninterrupted run's")
+    g.add_argument("--max-batches", type=_positive_int, default=None, metavar="N",
+                   help="at most N batches per epoch, in training and in testing (quick trials)")
+    g.add_argument("--log-interval", type=_nonneg_int, default=None, metavar="N",
+                   help="also print the running loss every N batches (0: once per epoch) [default: 0]")
+    g.add_argument("--prefetch", type=_nonneg_int, default=None, metavar="N",
+                   help=f"batches loaded ahead in a background thread (0: none) [default: {D.prefetch}]")
+    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="tqdm progress bars (default: when stderr is a terminal)")
+    _add_threads(g)
+    p.set_defaults(func=cmd_train)
+
+
+def _add_eval(sub):
+    p = sub.add_parser("eval", help="top-1/top-5 error of a checkpoint on the test split",
+                       description="Evaluate a checkpoint on its dataset's test split.")
+    p.add_argument("--checkpoint", required=True, metavar="PATH", help="checkpoint.npz or a run directory")
+    p.add_argument("--data-path", metavar="DIR", default=None,
+                   help="dataset directory (cifar10, imagefolder); default: the one the run used")
+    p.add_argument("--ten-crop", action="store_true",
+                   help="average the softmax over the paper's 10 views (4 corners + centre, and mirrors; "
+                        "mirrors do not suit digits)")
+    p.add_argument("--batch-size", type=_positive_int, default=100, metavar="N", help="images per batch")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cpu or cuda")
+    _add_threads(p)
+    p.set_defaults(func=cmd_eval)
+
+
+def _add_predict(sub):
+    p = sub.add_parser("predict", help="the top-5 classes of image files",
+                       description="Classify image files (PNG, JPEG, ...; needs Pillow) with a checkpoint.")
+    p.add_argument("--checkpoint", required=True, metavar="PATH", help="checkpoint.npz or a run directory")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("--top", type=_positive_int, default=5, metavar="K", help="how many classes to list")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cpu or cuda")
+    _add_threads(p)
+    p.set_defaults(func=cmd_predict)
+
+
+def _add_summary(sub):
+    p = sub.add_parser("summary", help="per-layer output shapes, parameters and MACs",
+                       description="Print a model's layers with output shape, parameters and multiply-accumulates "
+                                   "per image, and the totals.")
+    p.add_argument("--model", choices=VARIANTS, default="paper", help="AlexNet variant")
+    p.add_argument("--num-classes", type=_positive_int, default=None, metavar="K",
+                   help="classes (default: 1000; 10 for mini)")
+    p.add_argument("--no-groups", dest="grouped", action="store_false",
+                   help="single tower (groups=1 on conv2/4/5)")
+    p.add_argument("--in-channels", type=_positive_int, default=3, metavar="C", help="image channels")
+    p.add_argument("--input-size", type=_positive_int, default=None, metavar="S",
+                   help="image side (mini: 28 or 32; torchvision: any >= 63)")
+    p.set_defaults(func=cmd_summary)
+
+
+def build_parser():
+    parser = _Parser(prog="minialex", description="AlexNet from parts a person can read.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    _add_train(sub)
+    _add_eval(sub)
+    _add_predict(sub)
+    _add_summary(sub)
+    return parser
+
+
+# ---------------------------------------------------------------------- commands
+TRAIN_FIELDS = [name for name in TrainConfig.__dataclass_fields__]
+
+
+def cmd_train(args):
+    from .train import Trainer
+    given = {name: getattr(args, name) for name in TRAIN_FIELDS if getattr(args, name, None) is not None}
+    if args.resume:
+        trainer = Trainer.resume(args.resume, progress=args.progress, **given)
+    else:
+        trainer = Trainer(TrainConfig(**given), progress=args.progress)
+    if args.threads is None and trainer.config.model == "mini" and trainer.config.device == "cpu":
+        # The mini net's matrices are too small for a second BLAS thread to help; it only burns a core
+        # (measured: same epoch time, 2.4x the CPU time, and seconds-long stalls when the cores are shared).
+        from .train.threads import set_blas_threads
+        set_blas_threads(1)
+    status = trainer.fit()
+    if status == "interrupted":
+        return 130
+    print(f"done: {trainer.out}")
+    return 0
+
+
+def cmd_eval(args):
+    from .data import DataLoader
+    from .train import load_model, predict_scores
+    from .train.data import open_test_set
+    from .train.metrics import topk_correct
+    _check_device(args.device)
+    model, meta = load_model(args.checkpoint, args.device)
+    spec = meta["data"]["spec"]
+    data_path = args.data_path or meta.get("train", {}).get("data_path")
+    test = open_test_set(spec, data_path, ten_crop=args.ten_crop)
+    if list(test.classes) != meta["data"]["classes"]:
+        raise UsageError(f"the dataset's classes {list(test.classes)[:5]}... do not match the checkpoint's "
+                         f"{meta['data']['classes'][:5]}...")
+    correct1 = correct5 = n = 0
+    for x, y in DataLoader(test, args.batch_size):
+        probs = predict_scores(model, x, args.device, args.batch_size)
+        correct1 += topk_correct(probs, y, 1)
+        correct5 += topk_correct(probs, y, 5)
+        n += len(y)
+    view = "10-crop" if args.ten_crop else "single view"
+    line = f"{spec['dataset']} test split, {n} images, {view}: top-1 error {100 * (1 - correct1 / n):.2f}%"
+    if len(test.classes) > 5:
+        line += f", top-5 error {100 * (1 - correct5 / n):.2f}%"
+    print(line)
+    return 0
+
+
+def cmd_predict(args):
+    import numpy as np
+
+    from .train import load_model, predict_scores
+    from .train.data import load_image
+    _check_device(args.device)
+    model, meta = load_model(args.checkpoint, args.device)
+    spec, classes = meta["data"]["spec"], meta["data"]["classes"]
+    images = np.stack([load_image(path, spec) for path in args.images])    # (N, C, S, S)
+    probs = predict_scores(model, images, args.device)
+    for path, p in zip(args.images, probs):
+        order = np.argsort(-p)[:args.top]
+        print(path + ":  " + "  ".join(f"{classes[k]} {100 * p[k]:.1f}%" for k in order))
+    return 0
+
+
+def cmd_summary(args):
+    from .models import alexnet
+    from .summary import format_summary, summary
+    num_classes = args.num_classes or (10 if args.model == "mini" else 1000)
+    model = alexnet(args.model, num_classes, in_channels=args.in_channels, input_size=args.input_size,
+                    grouped=args.grouped, init="default")
+    size = model.input_shape
+    title = (f"AlexNet '{args.model}'{'' if model.config['grouped'] else ' (one tower)'}, input "
+             f"{size[0]}x{size[1]}x{size[2]}, {num_classes} classes")
+    print(format_summary(summary(model), title))
+    return 0
+
+
+def main(argv=None):
+    from .data.image_folder import BadImageError
+    from .data.safe_pickle import UnsafePickleError
+    from .train import CheckpointError, ConfigError, NonFiniteLossError
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        _set_threads(args)
+        return args.func(args)
+    except NonFiniteLossError as exc:
+        print(f"minialex: error: {exc}", file=sys.stderr)
+        return 1
+    except (UsageError, ConfigError, CheckpointError, FileNotFoundError, NotADirectoryError, PermissionError,
+            BadImageError, UnsafePickleError, ImportError) as exc:
+        message = str(exc).replace("\n", " ")
+        print(message if message.startswith("minialex") else f"minialex: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("minialex: interrupted", file=sys.stderr)
+        return 130

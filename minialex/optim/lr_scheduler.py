@@ -1,0 +1,107 @@
+"""Learning-rate schedules, stepped once per epoch (PyTorch's names and meaning).
+
+* :class:`StepLR`: lr = initial_lr * gamma ** (epoch // step_size): Caffe's "step" policy.
+* :class:`ReduceLROnPlateau`: the paper's rule (Sec. 5): "divide the learning rate by 10 when the
+  validation error rate stopped improving with the current learning rate", three times in all.
+
+Both scale every parameter group's lr by the same factor, so ratios between groups (Caffe's biases at
+2 x lr) are kept. ``state_dict()`` is plain JSON-able data, for checkpoints.
+"""
+import math
+
+
+class _Scheduler:
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+
+    def get_last_lr(self):
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    def _set_scale(self, scale):
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * scale
+
+    def state_dict(self):
+        return {k: v for k, v in vars(self).items() if k != "optimizer"}
+
+    def load_state_dict(self, state):
+        for k, v in state.items():
+            if k not in vars(self):
+                raise ValueError(f"{type(self).__name__}.load_state_dict: unknown key {k!r}")
+            setattr(self, k, list(v) if isinstance(v, list) else v)
+        self._set_scale(self.scale)
+
+
+class StepLR(_Scheduler):
+    """Multiply the lr by ``gamma`` every ``step_size`` epochs; call ``step()`` at the end of each epoch."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        if not isinstance(step_size, int) or step_size < 1:
+            raise ValueError(f"StepLR: step_size must be a positive int, got {step_size!r}")
+        if not gamma > 0:
+            raise ValueError(f"StepLR: gamma must be > 0, got {gamma!r}")
+        super().__init__(optimizer)
+        self.step_size, self.gamma = step_size, float(gamma)
+        self.epochs_done = 0
+        self.scale = 1.0
+
+    def step(self, metric=None):
+        """End of an epoch (``metric`` is ignored: it is there so every schedule is stepped alike)."""
+        self.epochs_done += 1
+        self.scale = self.gamma ** (self.epochs_done // self.step_size)
+        self._set_scale(self.scale)
+
+
+class ReduceLROnPlateau(_Scheduler):
+    """Multiply the lr by ``factor`` (0.1) when ``metric`` (a validation error) stops improving.
+
+    ``step(metric)`` at the end of each epoch. An epoch improves when ``metric < best * (1 - threshold)``
+    (relative threshold, PyTorch's default mode). After ``patience`` epochs in a row without improvement
+    the lr is reduced and the count starts again; at most ``max_reductions`` times (the paper: 3), and
+    never below ``min_lr``.
+    """
+
+    def __init__(self, optimizer, factor=0.1, patience=0, threshold=1e-4, max_reductions=3, min_lr=0.0):
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor!r}")
+        if not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"ReduceLROnPlateau: patience must be an int >= 0, got {patience!r}")
+        super().__init__(optimizer)
+        self.factor, self.patience, self.threshold = float(factor), patience, float(threshold)
+        self.max_reductions = max_reductions
+        self.min_lr = float(min_lr)
+        self.best = math.inf
+        self.bad_epochs = 0
+        self.reductions = 0
+        self.scale = 1.0
+
+    def step(self, metric):
+        metric = float(metric)
+        if metric < self.best * (1.0 - self.threshold):
+            self.best, self.bad_epochs = metric, 0
+            return
+        self.bad_epochs += 1
+        if self.bad_epochs <= self.patience:
+            return
+        self.bad_epochs = 0
+        if self.max_reductions is not None and self.reductions >= self.max_reductions:
+            return
+        if min(self.base_lrs) * self.scale * self.factor < self.min_lr:
+            return
+        self.reductions += 1
+        self.scale *= self.factor
+        self._set_scale(self.scale)
+
+
+class ConstantLR(_Scheduler):
+    """No schedule: the lr stays where it is (so the trainer can always call ``step``)."""
+
+    def __init__(self, optimizer):
+        super().__init__(optimizer)
+        self.scale = 1.0
+
+    def step(self, metric=None):
+        pass

@@ -1,0 +1,91 @@
+"""TrainConfig: every setting of a training run, with the defaults of ``python -m minialex train``.
+
+The defaults train the "mini" AlexNet on the bundled digits on the CPU in a few minutes (see RESULTS.md
+for what they reach). A run's config is stored in its checkpoint, so ``--resume`` continues it exactly.
+"""
+import dataclasses
+import math
+from dataclasses import dataclass
+
+DATASETS = ("digits", "cifar10", "imagefolder")
+SCHEDULES = ("none", "step", "plateau")
+PARAM_GROUPS = ("single", "caffe")
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message names the flag and the value."""
+
+
+@dataclass
+class TrainConfig:
+    model: str = "mini"                 # alexnet variant: mini, paper, caffe, torchvision
+    dataset: str = "digits"             # digits (bundled), cifar10, imagefolder
+    data_path: str = None               # directory for cifar10 / imagefolder
+    device: str = "cpu"                 # cpu or cuda
+    batch_size: int = 64
+    epochs: int = 10
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "step"              # none, step (x gamma every step_size epochs), plateau (the paper's)
+    step_size: int = 7
+    gamma: float = 0.1
+    patience: int = 0                   # plateau: epochs without improvement before dividing the lr
+    param_groups: str = "single"        # single, or caffe (biases: 2 x lr, no weight decay)
+    init: str = None                    # paper, caffe, he, default; None: the variant's default
+    grouped: bool = True                # groups=2 on conv2/4/5
+    dropout: float = 0.5
+    augment: bool = True                # random crops (+ flips for colour images)
+    color_pca: bool = False             # the paper's PCA colour noise (colour datasets)
+    seed: int = 0
+    log_interval: int = 0               # print the running loss every N batches (0: per epoch only)
+    max_batches: int = None             # at most N batches per epoch (train and test): quick runs
+    prefetch: int = 2                   # batches loaded ahead in a background thread (0: none)
+    out: str = None                     # run directory; default runs/<model>-<dataset>-<time>
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ConfigError(f"unknown settings {sorted(unknown)}")
+        return cls(**d)
+
+    def validate(self):
+        """Raise ConfigError naming the first bad setting; returns self."""
+        from ..models import VARIANTS
+        from ..models.alexnet import INITS
+        choices = {"model": VARIANTS, "dataset": DATASETS, "schedule": SCHEDULES, "param_groups": PARAM_GROUPS,
+                   "device": ("cpu", "cuda")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)!r} is not one of: "
+                                  f"{', '.join(allowed)}")
+        if self.init is not None and self.init not in INITS:
+            raise ConfigError(f"--init {self.init!r} is not one of: {', '.join(INITS)}")
+        for name in ("batch_size", "epochs", "step_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        for name in ("patience", "log_interval", "prefetch", "seed"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be an integer >= 0, got {getattr(self, name)}")
+        if self.max_batches is not None and self.max_batches < 1:
+            raise ConfigError(f"--max-batches must be a positive integer, got {self.max_batches}")
+        for name in ("lr", "weight_decay", "momentum", "gamma"):
+            v = getattr(self, name)
+            if not math.isfinite(v) or v < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {v}")
+        if self.lr == 0:
+            raise ConfigError("--lr must be > 0")
+        if self.momentum >= 1:
+            raise ConfigError(f"--momentum must be < 1, got {self.momentum}")
+        if not 0 < self.gamma <= 1:
+            raise ConfigError(f"--gamma must be in (0, 1], got {self.gamma}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.dataset in ("cifar10", "imagefolder") and not self.data_path:
+            raise ConfigError(f"--dataset {self.dataset} needs --data-path DIR")
+        return self

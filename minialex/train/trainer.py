@@ -1,0 +1,401 @@
+"""The training loop: epochs of momentum SGD, a test pass after each, a checkpoint after each.
+
+What a run directory holds (``TrainConfig.out``):
+
+    checkpoint.npz      weights, optimiser velocity, schedule, epoch/batch position, RNG state, history
+    config.json         the run's settings (also inside the checkpoint)
+    metrics.jsonl       one JSON line per epoch: train loss, test loss, top-1/top-5 error, lr, seconds
+    curves.png          loss and error curves (needs matplotlib)
+    conv1_filters.png   the learned conv1 kernels (the paper's Figure 3)
+
+Exact resume: the data order and augmentation of epoch e come from ``(seed, e)`` alone (see
+``minialex.data.loader``), dropout draws from minialex's generator whose state is checkpointed, and
+the optimiser's velocity and the schedule are restored. So a run stopped (Ctrl-C, or fewer --epochs)
+and resumed ends with exactly the weights of an uninterrupted run.
+
+Ctrl-C: the first one finishes the current batch, saves a checkpoint at that position and stops; a
+second one aborts at once. A NaN or infinite loss stops the run before the bad update is applied;
+the last checkpoint on disk (the end of the previous epoch) is kept as it is.
+"""
+import json
+import math
+import signal
+import time
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__, backend
+from .. import functional as F
+from ..data import DataLoader
+from ..models import alexnet, from_config
+from ..optim import SGD, ConstantLR, ReduceLROnPlateau, StepLR, caffe_param_groups
+from ..tensor import Tensor, no_grad
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .config import ConfigError, TrainConfig
+from .data import build_datasets
+from .metrics import ErrorMeter, format_epoch, write_metrics
+from .plots import save_curves, save_filter_grid
+
+CHECKPOINT = "checkpoint.npz"
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the message says where and which checkpoint is kept."""
+
+
+def build_model(config, spec, num_classes):
+    return alexnet(config.model, num_classes, in_channels=spec["channels"],
+                   input_size=spec["size"] if config.model == "mini" else None,
+                   grouped=config.grouped, init=config.init, dropout=config.dropout)
+
+
+def build_optimizer(config, model):
+    if config.param_groups == "caffe":
+        params = caffe_param_groups(model, config.lr, config.weight_decay)
+    else:
+        params = model.parameters()
+    optimizer = SGD(params, config.lr, config.momentum, config.weight_decay)
+    if config.schedule == "step":
+        scheduler = StepLR(optimizer, config.step_size, config.gamma)
+    elif config.schedule == "plateau":
+        scheduler = ReduceLROnPlateau(optimizer, factor=config.gamma, patience=config.patience)
+    else:
+        scheduler = ConstantLR(optimizer)
+    return optimizer, scheduler
+
+
+def _progress(iterable=None, **kwargs):
+    """A tqdm bar (to stderr; hidden when stderr is not a terminal), or a stand-in without tqdm."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return _NoBar(iterable)
+    return tqdm(iterable, disable=kwargs.pop("disable", None), dynamic_ncols=True, **kwargs)
+
+
+class _NoBar:
+    def __init__(self, iterable=None):
+        self.iterable = iterable
+
+    def __iter__(self):
+        return iter(self.iterable)
+
+    def update(self, n=1):
+        pass
+
+    def set_postfix_str(self, s):
+        pass
+
+    def close(self):
+        pass
+
+
+def _write(line):
+    """Print a line without breaking the progress bars."""
+    try:
+        from tqdm.auto import tqdm
+        tqdm.write(line)
+    except ImportError:
+        print(line, flush=True)
+
+
+@contextmanager
+def _stop_on_sigint(trainer):
+    """First Ctrl-C sets ``trainer.stop_requested`` (the loop stops after the batch); the second aborts."""
+    def handler(signum, frame):
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        trainer.stop_requested = True
+        _write("\nCtrl-C: finishing this batch, then saving a checkpoint (Ctrl-C again to abort)")
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:       # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Trainer:
+    """Runs (or resumes) one training run; see the module docstring.
+
+    ``Trainer(config)`` builds everything from a TrainConfig; ``Trainer.resume(path, **overrides)``
+    rebuilds a run from its checkpoint. ``fit()`` returns "finished" or "interrupted".
+    """
+
+    def __init__(self, config, checkpoint=None, progress=None):
+        self.config = config.validate()
+        self.progress = progress        # None: bars when stderr is a terminal; False: never
+        if config.device == "cuda":
+            try:
+                backend.cupy_module()
+            except RuntimeError as exc:
+                raise ConfigError(str(exc)) from None
+        backend.manual_seed(config.seed)
+        self.train_set, self.test_set, self.spec = build_datasets(config)
+        self.classes = list(self.train_set.classes)
+        self.model = build_model(config, self.spec, len(self.classes)).to(config.device)
+        self.optimizer, self.scheduler = build_optimizer(config, self.model)
+        self.train_loader = DataLoader(self.train_set, config.batch_size, shuffle=True, seed=config.seed,
+                                       prefetch=config.prefetch)
+        # shuffled (with a fixed seed) so that --max-batches tests on a sample of every class
+        self.test_loader = DataLoader(self.test_set, config.batch_size, shuffle=True, seed=0,
+                                      prefetch=config.prefetch)
+        self.epoch, self.batch = 0, 0             # position of the next batch to train
+        self.partial = {"loss_sum": 0.0, "count": 0, "seconds": 0.0}   # the current epoch so far
+        self.history = []
+        self.stop_requested = False
+        self.out = Path(config.out) if config.out else self._default_out()
+        config.out = str(self.out)
+        if checkpoint is not None:
+            self._restore(checkpoint)
+        else:
+            if (self.out / CHECKPOINT).exists():
+                raise ConfigError(f"{self.out} already holds a checkpoint: continue it with --resume {self.out}, "
+                                  f"or choose another --out")
+
+    def _default_out(self):
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        return Path("runs") / f"{self.config.model}-{self.config.dataset}-{stamp}"
+
+    # ------------------------------------------------------------------ checkpoints
+    @classmethod
+    def resume(cls, path, progress=None, **overrides):
+        """Continue the run saved at ``path`` (a run directory or a checkpoint file).
+
+        ``overrides`` may change only what does not alter the maths: epochs, device, log_interval,
+        max_batches, prefetch, out, data_path (a dataset that moved). The output directory defaults to the checkpoint's.
+        """
+        ckpt = load_checkpoint(path)
+        meta = ckpt["meta"]
+        if "train" not in meta:
+            raise CheckpointError(f"{ckpt['path']} has no training state to resume (was it written by the trainer?)")
+        settings = dict(meta["train"])
+        allowed = {"epochs", "device", "log_interval", "max_batches", "prefetch", "out", "data_path"}
+        for name, value in overrides.items():
+            if value is None:
+                continue
+            if name not in allowed:
+                if value != settings.get(name):
+                    raise ConfigError(f"--{name.replace('_', '-')} {value} differs from the checkpoint's "
+                                      f"{settings.get(name)}: a resumed run keeps its settings (start a new run "
+                                      f"to change it)")
+                continue
+            settings[name] = value
+        if overrides.get("out") is None:
+            settings["out"] = str(Path(ckpt["path"]).parent)
+        return cls(TrainConfig.from_dict(settings), checkpoint=ckpt, progress=progress)
+
+    def _restore(self, ckpt):
+        meta = ckpt["meta"]
+        if meta["model"] != self.model.config:
+            raise CheckpointError(f"{ckpt['path']} holds a {meta['model']['variant']} model that does not match "
+                                  f"this run's {self.model.config['variant']}")
+        if meta["data"]["classes"] != self.classes:
+            raise CheckpointError(f"{ckpt['path']} was trained on classes {meta['data']['classes'][:5]}..., "
+                                  f"but the dataset has {self.classes[:5]}...")
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(meta["scheduler"])
+        self.epoch, self.batch = meta["epoch"], meta["batch"]
+        self.partial = meta["partial"]
+        self.history = meta["history"]
+        backend.set_rng_state(meta["rng"])
+
+    def checkpoint_meta(self):
+        return {
+            "minialex": __version__,
+            "saved": datetime.now().isoformat(timespec="seconds"),
+            "model": self.model.config,
+            "train": self.config.to_dict(),
+            "data": {"classes": self.classes, "spec": self.spec},
+            "epoch": self.epoch, "batch": self.batch, "partial": self.partial,
+            "history": self.history,
+            "scheduler": self.scheduler.state_dict(),
+            "rng": backend.get_rng_state(),
+        }
+
+    def save(self):
+        path = save_checkpoint(self.out / CHECKPOINT, self.model.state_dict(), self.optimizer.state_dict(),
+                               self.checkpoint_meta())
+        return path
+
+    # ------------------------------------------------------------------ one batch, one epoch
+    def train_step(self, x, y):
+        """Forward, loss, backward, SGD step on one batch; returns the loss as a float.
+
+        Raises NonFiniteLossError (before any update) when the loss is NaN or infinite.
+        """
+        logits = self.model(Tensor(x, device=self.config.device))
+        loss = F.cross_entropy(logits, y)
+        value = float(loss.item())
+        if not math.isfinite(value):
+            raise NonFiniteLossError(value)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return value
+
+    def _batches_this_epoch(self, loader):
+        n = len(loader)
+        return n if self.config.max_batches is None else min(n, self.config.max_batches)
+
+    def train_epoch(self, bar_disable):
+        """Train from (self.epoch, self.batch) to the end of the epoch, or until a stop is requested."""
+        config, loader = self.config, self.train_loader
+        total = self._batches_this_epoch(loader)
+        loader.set_epoch(self.epoch)
+        self.model.train()
+        bar = _progress(total=total, initial=self.batch, desc=f"epoch {self.epoch + 1}", leave=False,
+                        unit="batch", disable=bar_disable)
+        start = time.perf_counter()
+        try:
+            for b, (x, y) in enumerate(loader):
+                if b >= total or self.stop_requested:
+                    break
+                if b < self.batch:          # resuming mid-epoch: the loader replays the epoch's order
+                    continue
+                try:
+                    loss = self.train_step(x, y)
+                except NonFiniteLossError as exc:
+                    raise NonFiniteLossError(self._nan_message(exc.args[0], b)) from None
+                self.batch = b + 1
+                self.partial["loss_sum"] += loss * len(y)
+                self.partial["count"] += len(y)
+                running = self.partial["loss_sum"] / self.partial["count"]
+                bar.update(1)
+                bar.set_postfix_str(f"loss {running:.4f}")
+                if config.log_interval and self.batch % config.log_interval == 0:
+                    _write(f"epoch {self.epoch + 1} batch {self.batch}/{total}  running loss {running:.4f}")
+        finally:
+            bar.close()
+            self.partial["seconds"] += time.perf_counter() - start
+
+    def _nan_message(self, value, b):
+        kept = self.out / CHECKPOINT
+        where = (f"the last good checkpoint, {kept} (end of epoch {self._saved_epoch()}), is kept"
+                 if kept.exists() else "no checkpoint was written")
+        return (f"the loss became {value} at epoch {self.epoch + 1}, batch {b + 1}: training stopped; {where}. "
+                f"Try a lower --lr (now {self.optimizer.param_groups[0]['lr']:g}).")
+
+    def _saved_epoch(self):
+        try:
+            return load_checkpoint(self.out / CHECKPOINT)["meta"]["epoch"]
+        except CheckpointError:
+            return "?"
+
+    @no_grad()
+    def evaluate(self, loader=None):
+        """Mean loss and top-1/top-5 error of the model on ``loader`` (the test split by default)."""
+        loader = loader or self.test_loader
+        loader.set_epoch(0)
+        self.model.eval()
+        meter = ErrorMeter(len(self.classes))
+        total = self._batches_this_epoch(loader)
+        for b, (x, y) in enumerate(loader):
+            if b >= total:
+                break
+            logits = self.model(Tensor(x, device=self.config.device))
+            loss = F.cross_entropy(logits, y).item()
+            meter.update(logits.numpy(), y, loss)
+        self.model.train()
+        return meter.result()
+
+    # ------------------------------------------------------------------ the run
+    def fit(self):
+        """Train up to ``config.epochs``; returns "finished" or "interrupted" (a checkpoint is saved either way).
+
+        Raises NonFiniteLossError when the loss blows up.
+        """
+        config = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        _write(f"training {config.model} AlexNet on {config.dataset} ({len(self.train_set)} train / "
+               f"{len(self.test_set)} test images, {len(self.classes)} classes) on {config.device}; "
+               f"run directory {self.out}")
+        if self.epoch or self.batch:
+            _write(f"resuming at epoch {self.epoch + 1}, batch {self.batch + 1}")
+        bar_disable = None if self.progress is None else not self.progress
+        epochs_bar = _progress(total=config.epochs, initial=self.epoch, desc="epochs", unit="epoch",
+                               disable=bar_disable)
+        try:
+            with _stop_on_sigint(self):
+                while self.epoch < config.epochs:
+                    self.train_epoch(bar_disable)
+                    if not self.stop_requested:
+                        self._end_epoch()               # test, schedule, checkpoint, reports
+                        epochs_bar.update(1)
+                    if self.stop_requested and self.epoch < config.epochs:
+                        path = self.save()
+                        _write(f"interrupted: checkpoint saved to {path} (epoch {self.epoch + 1}, batch "
+                               f"{self.batch}); continue with: python -m minialex train --resume {self.out}")
+                        return "interrupted"
+        finally:
+            epochs_bar.close()
+        return "finished"
+
+    def _end_epoch(self):
+        start = time.perf_counter()
+        test = self.evaluate()
+        lr = self.optimizer.param_groups[0]["lr"]
+        record = {
+            "epoch": self.epoch + 1,
+            "train_loss": self.partial["loss_sum"] / max(1, self.partial["count"]),
+            "test_loss": test["loss"],
+            "test_top1_error": test["top1_error"],
+            "test_top5_error": test["top5_error"],
+            "lr": lr,
+            "seconds": self.partial["seconds"] + time.perf_counter() - start,
+        }
+        self.history.append(record)
+        self.scheduler.step(test["top1_error"])
+        self.epoch, self.batch = self.epoch + 1, 0
+        self.partial = {"loss_sum": 0.0, "count": 0, "seconds": 0.0}
+        self.save()
+        self.write_reports()
+        _write(format_epoch(record, self.config.epochs))
+
+    def write_reports(self):
+        """metrics.jsonl, curves.png (when matplotlib is there) and conv1_filters.png."""
+        write_metrics(self.out / "metrics.jsonl", self.history)
+        conv1 = self.model.layer("conv1").weight
+        save_filter_grid(self.out / "conv1_filters.png", backend.to_device(conv1.data, "cpu"))
+        if not save_curves(self.out / "curves.png", self.history) and not getattr(self, "_said_no_plot", False):
+            _write("matplotlib is not installed: skipping curves.png (pip install 'minialex[plot]')")
+            self._said_no_plot = True
+
+
+def load_model(path, device="cpu"):
+    """(model in eval mode, checkpoint meta) from a checkpoint written by the trainer."""
+    ckpt = load_checkpoint(path)
+    meta = ckpt["meta"]
+    if "model" not in meta:
+        raise CheckpointError(f"{ckpt['path']} does not say which model it holds")
+    model = from_config(meta["model"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except ValueError as exc:
+        raise CheckpointError(f"{ckpt['path']}: the weights do not fit a {meta['model']['variant']} AlexNet "
+                              f"({str(exc).splitlines()[-1].strip()})") from None
+    return model.to(device).eval(), meta
+
+
+def predict_scores(model, images, device="cpu", batch_size=64):
+    """Softmax probabilities (N, num_classes) for float32 images (N, C, H, W), or (N, V, C, H, W) views
+    whose softmax outputs are averaged (the paper's 10-crop test, Sec. 4.1)."""
+    images = np.asarray(images, dtype=np.float32)
+    views = images.shape[1] if images.ndim == 5 else 1
+    flat = images.reshape((-1,) + images.shape[-3:])           # (N*V, C, H, W)
+    out = []
+    with no_grad():
+        model.eval()
+        for i in range(0, len(flat), batch_size):
+            logits = model(Tensor(flat[i:i + batch_size], device=device))
+            out.append(F.softmax(logits, 1).numpy())
+    probs = np.concatenate(out)                                  # (N*V, K)
+    return probs.reshape(len(images), views, -1).mean(axis=1)    # (N, K)

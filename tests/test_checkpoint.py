@@ -1,0 +1,115 @@
+"""Checkpoints: round trip, atomic writes, clear errors on corrupt files, no pickles."""
+import os
+
+import numpy as np
+import pytest
+
+import minialex
+from minialex import backend
+from minialex.models import alexnet
+from minialex.optim import SGD
+from minialex.train import checkpoint as ckpt_module
+from minialex.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+
+@pytest.fixture
+def trained():
+    """A tiny model and an optimiser that has taken one step (so it has velocities)."""
+    minialex.manual_seed(0)
+    model = alexnet("mini", 10, in_channels=1, input_size=28, widths=(4, 4, 4, 4, 4), hidden=8)
+    opt = SGD(model.parameters(), 0.01)
+    for p in model.parameters():
+        p.grad = np.ones_like(p.data)
+    opt.step()
+    return model, opt
+
+
+def test_round_trip(tmp_path, trained):
+    model, opt = trained
+    meta = {"epoch": 3, "rng": backend.get_rng_state(), "note": "héllo"}
+    path = save_checkpoint(tmp_path / "c.npz", model.state_dict(), opt.state_dict(), meta)
+    loaded = load_checkpoint(path)
+    assert loaded["meta"] == meta                          # 128-bit RNG integers survive JSON
+    assert list(loaded["model"]) == list(model.state_dict())
+    for name, a in model.state_dict().items():
+        np.testing.assert_array_equal(loaded["model"][name], a)
+        assert loaded["model"][name].dtype == a.dtype
+    state = opt.state_dict()
+    assert loaded["optimizer"]["param_groups"] == state["param_groups"]
+    for i, v in state["velocity"].items():
+        np.testing.assert_array_equal(loaded["optimizer"]["velocity"][i], v)
+    assert oct(os.stat(path).st_mode & 0o777) == oct(0o644)
+    save_checkpoint(tmp_path / "run" / "checkpoint.npz", model.state_dict())    # a run directory works too
+    assert load_checkpoint(tmp_path / "run")["optimizer"] is None
+
+
+def test_interrupted_write_keeps_the_old_checkpoint(tmp_path, trained, monkeypatch):
+    model, opt = trained
+    path = tmp_path / "checkpoint.npz"
+    save_checkpoint(path, model.state_dict(), opt.state_dict(), {"epoch": 1})
+    old_bytes = path.read_bytes()
+
+    def crash_midway(f, arrays):
+        f.write(b"PK\x03\x04 half a zip file")
+        raise KeyboardInterrupt                            # e.g. Ctrl-C, or a full disk (OSError)
+    monkeypatch.setattr(ckpt_module, "_write_npz", crash_midway)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, model.state_dict(), opt.state_dict(), {"epoch": 2})
+    assert path.read_bytes() == old_bytes
+    assert load_checkpoint(path)["meta"] == {"epoch": 1}
+    assert os.listdir(tmp_path) == ["checkpoint.npz"]      # no temporary file left behind
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_corrupt_checkpoint_gives_a_clear_error(tmp_path, trained, damage):
+    model, opt = trained
+    path = save_checkpoint(tmp_path / "c.npz", model.state_dict(), opt.state_dict(), {"epoch": 1})
+    data = path.read_bytes()
+    path.write_bytes({"truncate": data[:len(data) // 2], "garbage": b"not a checkpoint" * 10, "empty": b""}[damage])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_checkpoint(path)
+
+
+def test_flipped_byte_is_detected(tmp_path, trained):
+    model, opt = trained
+    path = save_checkpoint(tmp_path / "c.npz", model.state_dict(), None, {})
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0xFF                           # inside some array: the zip CRC catches it
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+
+
+def test_missing_and_foreign_files(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.npz")
+    np.savez(tmp_path / "plain.npz", a=np.zeros(3))
+    with pytest.raises(CheckpointError, match="not a minialex checkpoint"):
+        load_checkpoint(tmp_path / "plain.npz")
+
+
+class RunsCode:
+    """Unpickling this calls os.system: a checkpoint must never do that."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_pickled_objects_are_refused_and_never_run(tmp_path):
+    marker = tmp_path / "pwned"
+    meta = np.frombuffer(b'{"format": "minialex-checkpoint", "version": 1, "meta": {}}', dtype=np.uint8)
+    evil = np.empty(1, dtype=object)
+    evil[0] = RunsCode(marker)
+    np.savez(tmp_path / "evil.npz", __meta__=meta, **{"model/w": evil})     # np.savez pickles object arrays
+    with pytest.raises(CheckpointError, match="pickled"):
+        load_checkpoint(tmp_path / "evil.npz")
+    assert not marker.exists()
+
+
+def test_object_arrays_are_not_saved(tmp_path):
+    with pytest.raises(TypeError, match="object array"):
+        save_checkpoint(tmp_path / "c.npz", {"w": np.array([None, 1], dtype=object)})
+    assert not list(tmp_path.iterdir())
