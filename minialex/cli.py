@@ -1,10 +1,12 @@
-"""The command line: ``python -m minialex train | eval | predict | summary``.
+"""The command line: ``python -m minialex train | eval | predict | summary | visualize | neighbors``.
 
     python -m minialex train                       # the mini AlexNet on the bundled digits, on the CPU
     python -m minialex train --resume runs/mini-digits-...   # continue a run exactly where it stopped
     python -m minialex eval --checkpoint runs/.../checkpoint.npz [--ten-crop]
     python -m minialex predict --checkpoint runs/.../checkpoint.npz image.png ...
     python -m minialex summary --model paper       # the per-layer table of REFERENCE.md
+    python -m minialex visualize filters --checkpoint runs/...   # conv1 kernels as a PNG (the paper's Fig. 3)
+    python -m minialex neighbors --checkpoint runs/...           # retrieval by fc7 distance (Fig. 4)
 
 A user's mistake (a bad flag value, a missing path, a checkpoint that does not fit) prints one line
 ``minialex: error: ...`` and exits with status 2; no traceback. A NaN loss exits with 1, Ctrl-C with 130
@@ -194,6 +196,39 @@ def _add_summary(sub):
     p.set_defaults(func=cmd_summary)
 
 
+def _add_visualize(sub):
+    p = sub.add_parser("visualize", help="pictures of a trained model (filters)",
+                       description="Write pictures of a checkpoint's model as PNG files.")
+    what = p.add_subparsers(dest="what", metavar="WHAT", parser_class=_Parser)
+    what.required = True
+    f = what.add_parser("filters", help="the learned kernels of a conv layer as a grid (the paper's Figure 3)",
+                        description="Write a conv layer's kernels as a grid PNG (the paper's Figure 3): colour "
+                                    "for RGB kernels, grey otherwise, each kernel scaled on its own.")
+    f.add_argument("--checkpoint", required=True, metavar="PATH", help="checkpoint.npz or a run directory")
+    f.add_argument("--layer", default="conv1", choices=("conv1", "conv2", "conv3", "conv4", "conv5"),
+                   help="which conv layer (default conv1)")
+    f.add_argument("--out", metavar="PNG", default=None, help="output file (default: <layer>_filters.png "
+                                                               "next to the checkpoint)")
+    f.set_defaults(func=cmd_visualize_filters)
+
+
+def _add_neighbors(sub):
+    p = sub.add_parser("neighbors", help="test images and their nearest neighbours by fc7 distance (Figure 4)",
+                       description="For some test images, find the test images whose fc7 features (the last "
+                                   "hidden layer, 4096-d in the paper) are closest in Euclidean distance, and "
+                                   "write one row per query to a PNG (the paper's Figure 4, Sec. 6.1).")
+    p.add_argument("--checkpoint", required=True, metavar="PATH", help="checkpoint.npz or a run directory")
+    p.add_argument("--queries", type=_positive_int, default=8, metavar="Q", help="how many query images (default 8)")
+    p.add_argument("--k", type=_positive_int, default=6, metavar="K", help="neighbours per query (default 6)")
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="which queries: a seeded random choice (default 0)")
+    p.add_argument("--data-path", metavar="DIR", default=None,
+                   help="dataset directory (cifar10, imagefolder); default: the one the run used")
+    p.add_argument("--out", metavar="PNG", default=None, help="output file (default: neighbors.png next to the "
+                                                               "checkpoint)")
+    _add_threads(p)
+    p.set_defaults(func=cmd_neighbors)
+
+
 def build_parser():
     parser = _Parser(prog="minialex", description="AlexNet from parts a person can read.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -202,6 +237,8 @@ def build_parser():
     _add_eval(sub)
     _add_predict(sub)
     _add_summary(sub)
+    _add_visualize(sub)
+    _add_neighbors(sub)
     return parser
 
 
@@ -281,6 +318,47 @@ def cmd_summary(args):
     title = (f"AlexNet '{args.model}'{'' if model.config['grouped'] else ' (one tower)'}, input "
              f"{size[0]}x{size[1]}x{size[2]}, {num_classes} classes")
     print(format_summary(summary(model), title))
+    return 0
+
+
+def _beside_checkpoint(checkpoint, name):
+    import pathlib
+    path = pathlib.Path(checkpoint)
+    return str((path if path.is_dir() else path.parent) / name)
+
+
+def cmd_visualize_filters(args):
+    from .train import load_model
+    from .visualize import save_filters
+    model, _ = load_model(args.checkpoint, "cpu")
+    out = args.out or _beside_checkpoint(args.checkpoint, f"{args.layer}_filters.png")
+    save_filters(model, out, args.layer)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_neighbors(args):
+    import numpy as np
+
+    from .data import DataLoader
+    from .train import load_model
+    from .train.data import open_test_set
+    from .visualize import save_neighbours_figure
+    model, meta = load_model(args.checkpoint, "cpu")
+    spec = meta["data"]["spec"]
+    test = open_test_set(spec, args.data_path or meta.get("train", {}).get("data_path"))
+    if args.k >= len(test):
+        raise UsageError(f"--k {args.k} needs more than {args.k} test images; the test split has {len(test)}")
+    batches = list(DataLoader(test, 256))
+    images = np.concatenate([x for x, _ in batches])                   # (N, C, H, W), as the model sees them
+    labels = np.concatenate([y for _, y in batches])                   # (N,)
+    queries = np.random.default_rng(args.seed).choice(len(images), size=min(args.queries, len(images)),
+                                                      replace=False)
+    out = args.out or _beside_checkpoint(args.checkpoint, "neighbors.png")
+    neighbours = save_neighbours_figure(model, images, queries, out, k=args.k)
+    same = (labels[neighbours] == labels[queries][:, None]).mean()
+    print(f"{100 * same:.1f}% of the {neighbours.size} neighbours share their query's label")
+    print(f"wrote {out}")
     return 0
 
 

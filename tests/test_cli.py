@@ -87,6 +87,16 @@ def test_tiny_train_then_eval_and_predict(tmp_path):
     missing = run("predict", "--checkpoint", str(out), str(tmp_path / "none.png"))
     assert_one_line_error(missing, "none.png")
 
+    filters = run("visualize", "filters", "--checkpoint", str(out), "--out", str(tmp_path / "f.png"))
+    assert filters.returncode == 0, filters.stderr
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    near = run("neighbors", "--checkpoint", str(out / "checkpoint.npz"), "--queries", "3", "--k", "4")
+    assert near.returncode == 0, near.stderr
+    assert "of the 12 neighbours share their query's label" in near.stdout
+    assert (out / "neighbors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_one_line_error(run("visualize", "filters", "--checkpoint", str(tmp_path / "nope")), "nope")
+    assert_one_line_error(run("neighbors", "--checkpoint", str(out), "--k", "5000"), "--k 5000")
+
 
 def test_corrupt_checkpoint_is_one_line(tmp_path):
     bad = tmp_path / "checkpoint.npz"
