@@ -12,7 +12,8 @@ What it measures (medians over --repeat runs after --warmup runs, time.perf_coun
 For every row: time, GFLOP/s (for the layers with multiply-adds), the fraction of the SGEMM
 ceiling, and the ratio minialex/PyTorch in throughput (> 1 means minialex is faster).
 
-Both frameworks get the same thread count: OPENBLAS_NUM_THREADS / OMP_NUM_THREADS for NumPy
+Both frameworks run with glibc's malloc told to keep freed large blocks
+(``minialex.backend.reuse_freed_memory``), and get the same thread count: OPENBLAS_NUM_THREADS / OMP_NUM_THREADS for NumPy
 (set before NumPy is imported) and torch.set_num_threads for PyTorch. PyTorch is optional
 (`pip install torch`); without it only minialex's figures are printed.
 """
@@ -51,6 +52,7 @@ import numpy as np  # noqa: E402  (after the thread variables)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout's minialex
 
 import minialex  # noqa: E402
+minialex.backend.reuse_freed_memory()  # for both frameworks in this process: keep freed big blocks (see its docstring)
 import minialex.functional as F  # noqa: E402
 from minialex.models import alexnet  # noqa: E402
 from minialex.optim import SGD  # noqa: E402

@@ -104,3 +104,25 @@ def get_rng_state():
 
 def set_rng_state(state):
     _rng["cpu"].bit_generator.state = state
+
+
+def reuse_freed_memory():
+    """Ask glibc's malloc to keep freed large blocks for reuse instead of returning them to the OS.
+
+    A training step allocates and frees the same large arrays every time (im2col columns,
+    activations, gradients). By default glibc unmaps every freed block over 32 MB, and the next
+    step pays again to fault in and zero fresh pages: measured on the 2-core machine, a paper
+    AlexNet step at batch 16 took 1.2-2.1 s that way and a steady 0.95 s with this setting.
+    The price is that the process keeps its peak memory until it exits. The trainer and the
+    benchmarks call this; a library user may too. Returns False (and does nothing) off glibc.
+    """
+    import ctypes
+    import ctypes.util
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3             # from glibc's <malloc.h>
+    return bool(mallopt(M_MMAP_THRESHOLD, 1 << 30) and mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1))

@@ -247,7 +247,9 @@ TRAIN_FIELDS = [name for name in TrainConfig.__dataclass_fields__]
 
 
 def cmd_train(args):
+    from . import backend
     from .train import Trainer
+    backend.reuse_freed_memory()   # every step frees and re-allocates the same big arrays; keep them mapped
     given = {name: getattr(args, name) for name in TRAIN_FIELDS if getattr(args, name, None) is not None}
     if args.resume:
         trainer = Trainer.resume(args.resume, progress=args.progress, **given)

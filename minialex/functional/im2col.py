@@ -6,12 +6,15 @@ the output has
 positions, and im2col gathers, for every kernel offset (i, j), the input pixels that
 offset sees at every output position:
     cols[n, c, i, j, oh, ow] = x_padded[n, c, i + sH*oh, j + sW*ow]
-Each offset is one strided slice of the padded input, so the loop runs kH*kW times
-(not N*C*OH*OW times). col2im is its adjoint: it scatters (adds) the columns back
-through the same slices, which is exactly the gradient of im2col. Overlapping
-windows add up, which is why it is ``+=`` over offsets, not an assignment.
+For a fixed offset (i, j) that is one strided slice of the padded input, and for all
+offsets at once it is one strided view (``as_strided``): im2col copies that view out.
+col2im is its adjoint: it scatters (adds) the columns back through the same slices, a
+loop of kH*kW strided ``+=`` (not N*C*OH*OW scalar updates, and not ``np.add.at``),
+which is exactly the gradient of im2col. Overlapping windows add up, which is why it is
+``+=`` over offsets, not an assignment.
 """
 from .. import backend
+from ..parallel import for_batch
 
 
 def conv_output_size(size, kernel, stride, padding):
@@ -20,17 +23,31 @@ def conv_output_size(size, kernel, stride, padding):
 
 
 def im2col(x, kernel_size, stride, padding):
-    """x (N, C, H, W) ndarray -> cols (N, C, kH, kW, OH, OW), a new contiguous array."""
+    """x (N, C, H, W) ndarray -> cols (N, C, kH, kW, OH, OW), a new contiguous array.
+
+    cols is first a strided *view* of the padded input (no data moves): stepping oh moves sH
+    rows, stepping i moves one row, so element [n, c, i, j, oh, ow] is x_pad[n, c, sH*oh + i,
+    sW*ow + j]. One copy then lays it out contiguously for the matrix product. (The loop over
+    kernel offsets, as in col2im below, gives the same array; the single copy is ~1.5x faster.)
+    """
     xp = backend.xp_of(x)
     N, C, H, W = x.shape
     (kH, kW), (sH, sW), (pH, pW) = kernel_size, stride, padding
     OH, OW = conv_output_size(H, kH, sH, pH), conv_output_size(W, kW, sW, pW)
     if pH or pW:
-        x = xp.pad(x, ((0, 0), (0, 0), (pH, pH), (pW, pW)))  # (N, C, H + 2pH, W + 2pW)
-    cols = xp.empty((N, C, kH, kW, OH, OW), dtype=x.dtype)
-    for i in range(kH):
-        for j in range(kW):
-            cols[:, :, i, j] = x[:, :, i:i + sH * (OH - 1) + 1:sH, j:j + sW * (OW - 1) + 1:sW]
+        padded = xp.zeros((N, C, H + 2 * pH, W + 2 * pW), dtype=x.dtype)  # (N, C, H + 2pH, W + 2pW)
+        padded[:, :, pH:pH + H, pW:pW + W] = x
+        x = padded
+    else:
+        x = xp.ascontiguousarray(x)
+    bN, bC, bH, bW = x.strides                                          # bytes per step of each axis
+    view = xp.lib.stride_tricks.as_strided(
+        x, shape=(N, C, kH, kW, OH, OW), strides=(bN, bC, bH, bW, bH * sH, bW * sW))
+    cols = xp.empty(view.shape, dtype=x.dtype)                          # (N, C, kH, kW, OH, OW)
+
+    def copy(s):                                                        # s: a slice of the batch
+        cols[s] = view[s]
+    for_batch(xp, N, copy)
     return cols
 
 
@@ -42,7 +59,10 @@ def col2im(cols, x_shape, stride, padding):
     _, _, kH, kW, OH, OW = cols.shape
     (sH, sW), (pH, pW) = stride, padding
     dx = xp.zeros((N, C, H + 2 * pH, W + 2 * pW), dtype=cols.dtype)
-    for i in range(kH):
-        for j in range(kW):
-            dx[:, :, i:i + sH * (OH - 1) + 1:sH, j:j + sW * (OW - 1) + 1:sW] += cols[:, :, i, j]
+
+    def scatter(s):                                                     # s: a slice of the batch
+        for i in range(kH):
+            for j in range(kW):
+                dx[s, :, i:i + sH * (OH - 1) + 1:sH, j:j + sW * (OW - 1) + 1:sW] += cols[s, :, i, j]
+    for_batch(xp, N, scatter)
     return dx[:, :, pH:pH + H, pW:pW + W]

@@ -27,6 +27,7 @@ import numbers
 from .. import backend
 from ..tensor import Tensor
 from ..cuda import use_cuda_kernels
+from ..parallel import for_batch
 from ._checks import check_tensor, positive_int
 
 
@@ -55,15 +56,24 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
             raise TypeError(f"{op}: {name} must be a number, got {v!r}")
     if use_cuda_kernels(x):
         return _lrn_cuda(x, n, alpha, beta, k)
+    xp = x.xp
     a = x.data.reshape(x.shape[0], x.shape[1], -1)              # (N, C, M), M = H*W
-    s = k + (alpha / n) * window_sum(a * a, n // 2, (n - 1) // 2)  # (N, C, M)
-    s_pow = s ** -beta
-    b = a * s_pow                                               # (N, C, M)
+    s, s_pow, b = xp.empty(a.shape, a.dtype), xp.empty(a.shape, a.dtype), xp.empty(a.shape, a.dtype)
+
+    def forward(i):                                             # i: a slice of the batch
+        s[i] = k + (alpha / n) * window_sum(a[i] * a[i], n // 2, (n - 1) // 2)
+        s_pow[i] = s[i] ** -beta
+        b[i] = a[i] * s_pow[i]                                  # (n, C, M)
+    for_batch(xp, a.shape[0], forward)
 
     def backward(g):
         g = g.reshape(a.shape)                                  # (N, C, M)
-        t = window_sum(g * b / s, (n - 1) // 2, n // 2)         # sum over the windows that contain c
-        da = g * s_pow - (2.0 * alpha * beta / n) * a * t
+        da = xp.empty(a.shape, g.dtype)
+
+        def grad(i):
+            t = window_sum(g[i] * b[i] / s[i], (n - 1) // 2, n // 2)   # sum over the windows that contain c
+            da[i] = g[i] * s_pow[i] - (2.0 * alpha * beta / n) * a[i] * t
+        for_batch(xp, a.shape[0], grad)
         return (da.reshape(x.shape),)
     return Tensor.from_op(b.reshape(x.shape), (x,), backward, "local_response_norm")
 

@@ -21,6 +21,7 @@ import math
 
 from ..tensor import Tensor
 from ..cuda import use_cuda_kernels
+from ..parallel import for_batch
 from ._checks import check_tensor, pair
 
 
@@ -62,19 +63,33 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
         """The (N, C, OH, OW) strided view of ``a`` seen by kernel offset (i, j)."""
         return a[:, :, i:i + sH * (OH - 1) + 1:sH, j:j + sW * (OW - 1) + 1:sW]
 
-    # running max over the kH*kW offsets; `arg` remembers which offset won (first max on ties)
-    y = window(0, 0, xpad).copy()                       # (N, C, OH, OW)
-    arg = xp.zeros(y.shape, dtype=xp.int32)            # offset index i*kW + j of the max
-    for idx in range(1, kH * kW):
-        v = window(idx // kW, idx % kW, xpad)
-        better = v > y                                 # strict: an equal later value does not win
-        xp.copyto(y, v, where=better)
-        xp.putmask(arg, better, idx)
+    # forward: a running maximum over the kH*kW offsets, one cheap pass each
+    y = xp.empty((N, C, OH, OW), dtype=x.dtype)
+
+    def running_max(s):                                 # s: a slice of the batch
+        y[s] = window(0, 0, xpad)[s]
+        for idx in range(1, kH * kW):
+            xp.maximum(y[s], window(idx // kW, idx % kW, xpad)[s], out=y[s])
+    for_batch(xp, N, running_max)
 
     def backward(g):
+        # Which offset held each window's maximum is found here, not stored by the forward (which
+        # then costs a quarter as much, and nothing extra at inference): scan the offsets in order
+        # and give the gradient to the first one equal to the maximum (the tie rule above).
         dxpad = xp.zeros(xpad.shape, dtype=g.dtype)    # (N, C, H + pH + bottom, W + pW + right)
-        for idx in range(kH * kW):
-            window(idx // kW, idx % kW, dxpad)[...] += g * (arg == idx)
+
+        def route(s):                                   # s: a slice of the batch
+            shape = y[s].shape
+            unclaimed = xp.ones(shape, dtype=bool)      # windows whose maximum is not found yet
+            hit = xp.empty(shape, dtype=bool)
+            routed = xp.empty(shape, dtype=g.dtype)
+            for idx in range(kH * kW):
+                xp.equal(window(idx // kW, idx % kW, xpad)[s], y[s], out=hit)
+                hit &= unclaimed
+                unclaimed ^= hit
+                xp.multiply(g[s], hit, out=routed)
+                window(idx // kW, idx % kW, dxpad)[s] += routed
+        for_batch(xp, N, route)
         return (dxpad[:, :, pH:pH + H, pW:pW + W],)
     return Tensor.from_op(y, (x,), backward, "max_pool2d")
 

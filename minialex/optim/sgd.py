@@ -17,6 +17,7 @@ group leaves out take the constructor's values. Caffe's recipe (biases: lr x2, n
 import numbers
 
 from .. import backend
+from ..parallel import for_slices
 
 HYPER = ("lr", "momentum", "weight_decay")
 
@@ -27,6 +28,15 @@ def _check_hyper(name, value):
     if name == "momentum" and value >= 1.0:
         raise ValueError(f"SGD: momentum must be < 1, got {value!r}")
     return float(value)
+
+
+def _update(w, g, v, lr, m, wd):
+    """In place: v <- m v - wd lr w - lr g;  w <- w + v  (one temporary at a time)."""
+    v *= m
+    v -= lr * g
+    if wd:
+        v -= (wd * lr) * w
+    w += v
 
 
 class SGD:
@@ -87,12 +97,11 @@ class SGD:
                 v = self.velocity.get(id(p))
                 if v is None:                                   # v starts at 0
                     v = self.velocity[id(p)] = backend.xp_of(w).zeros_like(w)
-                # in place, one temporary at a time: fc6 alone is 150 MB per array
-                v *= m
-                v -= lr * g
-                if wd:
-                    v -= (wd * lr) * w
-                w += v
+                if backend.is_cupy_array(w) or not (w.flags.c_contiguous and g.flags.c_contiguous):
+                    _update(w, g, v, lr, m, wd)
+                else:  # on the CPU: cache-sized pieces on all cores (see minialex/parallel.py)
+                    wf, gf, vf = w.reshape(-1), g.reshape(-1), v.reshape(-1)
+                    for_slices(wf.size, lambda s: _update(wf[s], gf[s], vf[s], lr, m, wd))
 
     # ------------------------------------------------------------------ state
     def state_dict(self):
