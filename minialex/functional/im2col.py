@@ -47,7 +47,7 @@ def im2col(x, kernel_size, stride, padding):
 
     def copy(s):                                                        # s: a slice of the batch
         cols[s] = view[s]
-    for_batch(xp, N, copy)
+    for_batch(xp, N, copy, cols.size // max(N, 1))
     return cols
 
 
@@ -64,5 +64,5 @@ def col2im(cols, x_shape, stride, padding):
         for i in range(kH):
             for j in range(kW):
                 dx[s, :, i:i + sH * (OH - 1) + 1:sH, j:j + sW * (OW - 1) + 1:sW] += cols[s, :, i, j]
-    for_batch(xp, N, scatter)
+    for_batch(xp, N, scatter, cols.size // max(N, 1))
     return dx[:, :, pH:pH + H, pW:pW + W]

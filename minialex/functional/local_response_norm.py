@@ -64,7 +64,7 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
         s[i] = k + (alpha / n) * window_sum(a[i] * a[i], n // 2, (n - 1) // 2)
         s_pow[i] = s[i] ** -beta
         b[i] = a[i] * s_pow[i]                                  # (n, C, M)
-    for_batch(xp, a.shape[0], forward)
+    for_batch(xp, a.shape[0], forward, n * a.size // max(a.shape[0], 1))
 
     def backward(g):
         g = g.reshape(a.shape)                                  # (N, C, M)
@@ -73,7 +73,7 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
         def grad(i):
             t = window_sum(g[i] * b[i] / s[i], (n - 1) // 2, n // 2)   # sum over the windows that contain c
             da[i] = g[i] * s_pow[i] - (2.0 * alpha * beta / n) * a[i] * t
-        for_batch(xp, a.shape[0], grad)
+        for_batch(xp, a.shape[0], grad, n * a.size // max(a.shape[0], 1))
         return (da.reshape(x.shape),)
     return Tensor.from_op(b.reshape(x.shape), (x,), backward, "local_response_norm")
 

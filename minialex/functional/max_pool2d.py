@@ -70,7 +70,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
         y[s] = window(0, 0, xpad)[s]
         for idx in range(1, kH * kW):
             xp.maximum(y[s], window(idx // kW, idx % kW, xpad)[s], out=y[s])
-    for_batch(xp, N, running_max)
+    for_batch(xp, N, running_max, kH * kW * C * OH * OW)
 
     def backward(g):
         # Which offset held each window's maximum is found here, not stored by the forward (which
@@ -89,7 +89,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
                 unclaimed ^= hit
                 xp.multiply(g[s], hit, out=routed)
                 window(idx // kW, idx % kW, dxpad)[s] += routed
-        for_batch(xp, N, route)
+        for_batch(xp, N, route, kH * kW * C * OH * OW)
         return (dxpad[:, :, pH:pH + H, pW:pW + W],)
     return Tensor.from_op(y, (x,), backward, "max_pool2d")
 
