@@ -107,7 +107,7 @@ def _add_train(sub):
     g.add_argument("--no-groups", dest="grouped", action="store_false", default=None,
                    help="single-tower conv2/conv4/conv5 (groups=1) instead of the paper's two towers")
     g.add_argument("--dropout", type=_nonneg_float, default=None, metavar="P",
-                   help=f"dropout probability on fc6 and fc7 [default: {D.dropout}]")
+                   help="dropout probability on fc6 and fc7 [default: 0.5 as in the paper; 0.3 for mini]")
     g.add_argument("--no-augment", dest="augment", action="store_false", default=None,
                    help="train without random crops/flips")
     g.add_argument("--color-pca", action="store_true", default=None,

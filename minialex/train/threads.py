@@ -3,7 +3,7 @@
 Why it matters: on a machine whose cores are busy with other work, OpenBLAS threads that spin-wait for
 each other can make one small matrix product take seconds instead of milliseconds. Measured on the
 2-core development machine under load: a batch of 16 digits through the mini AlexNet took 0.1-5 s per
-step with 2 BLAS threads, a steady 0.15 s with 1 (see RESULTS.md).
+step with 2 BLAS threads, a steady 0.15 s with 1 (see benchmarks/RESULTS.md).
 
 The environment variable OPENBLAS_NUM_THREADS works only before NumPy is imported; this module changes
 it afterwards, with threadpoolctl when it is installed, else through OpenBLAS's own C function.

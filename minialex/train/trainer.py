@@ -49,7 +49,7 @@ class NonFiniteLossError(RuntimeError):
 def build_model(config, spec, num_classes):
     return alexnet(config.model, num_classes, in_channels=spec["channels"],
                    input_size=spec["size"] if config.model == "mini" else None,
-                   grouped=config.grouped, init=config.init, dropout=config.dropout)
+                   grouped=config.grouped, init=config.init, dropout=config.model_dropout)
 
 
 def build_optimizer(config, model):
