@@ -246,8 +246,8 @@ class Tensor:
             if node._ctx is None:  # a leaf: accumulate like PyTorch
                 if node.grad is not None:
                     node.grad += g
-                elif (g.base is None and g.flags.writeable and g.dtype == node.dtype
-                      and id(g) not in handed_out):
+                elif (isinstance(g, np.ndarray) and g.base is None and g.flags.writeable
+                      and g.dtype == node.dtype and id(g) not in handed_out):
                     node.grad = g  # a fresh array nobody else holds: keep it (saves a copy of fc6's 150 MB)
                 else:
                     node.grad = g.astype(node.dtype, copy=True)

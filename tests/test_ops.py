@@ -466,3 +466,11 @@ def test_adaptive_avg_pool2d_matches_torch(device, shape, out):
     torch = _torch()
     _compare_with_torch(lambda x: torch.nn.functional.adaptive_avg_pool2d(x, out),
                         lambda x: F.adaptive_avg_pool2d(x, out), [randn(*shape)], device)
+
+
+def test_local_response_norm_empty_batch():
+    x = minialex.tensor(np.zeros((0, 4, 3, 3), np.float32), requires_grad=True)
+    y = F.local_response_norm(x, 3)
+    assert y.shape == (0, 4, 3, 3)
+    y.sum().backward()
+    assert x.grad.shape == (0, 4, 3, 3)

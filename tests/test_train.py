@@ -175,3 +175,20 @@ def test_filter_grid_and_png(tmp_path):
     PIL = pytest.importorskip("PIL.Image")
     with PIL.open(tmp_path / "g.png") as img:
         np.testing.assert_array_equal(np.asarray(img), grid)
+
+
+def test_plateau_schedule_checkpoints_before_its_first_step(tmp_path):
+    """The plateau rule has no best error before the first epoch ends; a Ctrl-C save then must still
+    write a valid (JSON, NaN/inf-free) checkpoint, and resuming it must keep the schedule's state."""
+    trainer = Trainer(tiny(tmp_path, schedule="plateau"), progress=False)
+    trainer.save()
+    meta = load_checkpoint(tmp_path / "run" / "checkpoint.npz")["meta"]
+    assert meta["epoch"] == 0
+    trainer.fit()
+    resumed = Trainer.resume(tmp_path / "run", epochs=3, progress=False)
+    assert resumed.scheduler.best is not None
+
+
+def test_plateau_with_gamma_one_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="--gamma must be < 1 with --schedule plateau"):
+        Trainer(tiny(tmp_path, schedule="plateau", gamma=1.0), progress=False)

@@ -22,6 +22,7 @@ Shapes: x (N, C, *) -> y (N, C, *), usually (N, C, H, W).
 On the GPU (float32 CuPy arrays) forward and backward are single fused kernels,
 ``kernels/lrn.cu`` (one thread per pixel column slides the window sum over the channels).
 """
+import math
 import numbers
 
 from .. import backend
@@ -57,7 +58,7 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
     if use_cuda_kernels(x):
         return _lrn_cuda(x, n, alpha, beta, k)
     xp = x.xp
-    a = x.data.reshape(x.shape[0], x.shape[1], -1)              # (N, C, M), M = H*W
+    a = x.data.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))  # (N, C, M), M = H*W
     s, s_pow, b = xp.empty(a.shape, a.dtype), xp.empty(a.shape, a.dtype), xp.empty(a.shape, a.dtype)
 
     def forward(i):                                             # i: a slice of the batch

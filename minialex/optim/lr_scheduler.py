@@ -7,7 +7,6 @@
 Both scale every parameter group's lr by the same factor, so ratios between groups (Caffe's biases at
 2 x lr) are kept. ``state_dict()`` is plain JSON-able data, for checkpoints.
 """
-import math
 
 
 class _Scheduler:
@@ -73,14 +72,14 @@ class ReduceLROnPlateau(_Scheduler):
         self.factor, self.patience, self.threshold = float(factor), patience, float(threshold)
         self.max_reductions = max_reductions
         self.min_lr = float(min_lr)
-        self.best = math.inf
+        self.best = None          # the best metric so far; None until the first step
         self.bad_epochs = 0
         self.reductions = 0
         self.scale = 1.0
 
     def step(self, metric):
         metric = float(metric)
-        if metric < self.best * (1.0 - self.threshold):
+        if self.best is None or metric < self.best * (1.0 - self.threshold):
             self.best, self.bad_epochs = metric, 0
             return
         self.bad_epochs += 1

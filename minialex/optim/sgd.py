@@ -97,7 +97,7 @@ class SGD:
                 v = self.velocity.get(id(p))
                 if v is None:                                   # v starts at 0
                     v = self.velocity[id(p)] = backend.xp_of(w).zeros_like(w)
-                if backend.is_cupy_array(w) or not (w.flags.c_contiguous and g.flags.c_contiguous):
+                if backend.is_cupy_array(w) or not (w.flags.c_contiguous and g.flags.c_contiguous and v.flags.c_contiguous):
                     _update(w, g, v, lr, m, wd)
                 else:  # on the CPU: cache-sized pieces on all cores (see minialex/parallel.py)
                     wf, gf, vf = w.reshape(-1), g.reshape(-1), v.reshape(-1)

@@ -96,6 +96,8 @@ class TrainConfig:
             raise ConfigError(f"--momentum must be < 1, got {self.momentum}")
         if not 0 < self.gamma <= 1:
             raise ConfigError(f"--gamma must be in (0, 1], got {self.gamma}")
+        if self.schedule == "plateau" and self.gamma == 1:
+            raise ConfigError("--gamma must be < 1 with --schedule plateau (it divides the lr by 1/gamma), got 1")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
         if self.dataset in ("cifar10", "imagefolder") and not self.data_path:

@@ -278,16 +278,21 @@ class Trainer:
 
     def _nan_message(self, value, b):
         kept = self.out / CHECKPOINT
-        where = (f"the last good checkpoint, {kept} (end of epoch {self._saved_epoch()}), is kept"
+        where = (f"the last good checkpoint, {kept} ({self._saved_position()}), is kept"
                  if kept.exists() else "no checkpoint was written")
         return (f"the loss became {value} at epoch {self.epoch + 1}, batch {b + 1}: training stopped; {where}. "
                 f"Try a lower --lr (now {self.optimizer.param_groups[0]['lr']:g}).")
 
-    def _saved_epoch(self):
+    def _saved_position(self):
+        """Where the checkpoint on disk stands: "end of epoch E", or "epoch E+1, after batch B" for a
+        mid-epoch (Ctrl-C) save."""
         try:
-            return load_checkpoint(self.out / CHECKPOINT)["meta"]["epoch"]
+            meta = load_checkpoint(self.out / CHECKPOINT)["meta"]
         except CheckpointError:
-            return "?"
+            return "position unknown"
+        if meta.get("batch"):
+            return f"epoch {meta['epoch'] + 1}, after batch {meta['batch']}"
+        return f"end of epoch {meta['epoch']}"
 
     @no_grad()
     def evaluate(self, loader=None):
