@@ -144,12 +144,20 @@ def _add_train(sub):
     p.set_defaults(func=cmd_train)
 
 
+def _add_checkpoint(p):
+    p.add_argument("--checkpoint", required=True, metavar="PATH", help="checkpoint.npz or a run directory")
+
+
+def _add_data_path(p):
+    p.add_argument("--data-path", metavar="DIR", default=None,
+                   help="dataset directory (cifar10, imagefolder); default: the one the run used")
+
+
 def _add_eval(sub):
     p = sub.add_parser("eval", help="top-1/top-5 error of a checkpoint on the test split",
                        description="Evaluate a checkpoint on its dataset's test split.")
-    p.add_argument("--checkpoint", required=True, metavar="PATH", help="checkpoint.npz or a run directory")
-    p.add_argument("--data-path", metavar="DIR", default=None,
-                   help="dataset directory (cifar10, imagefolder); default: the one the run used")
+    _add_checkpoint(p)
+    _add_data_path(p)
     p.add_argument("--ten-crop", action="store_true",
                    help="average the softmax over the paper's 10 views (4 corners + centre, and mirrors; "
                         "mirrors do not suit digits)")
@@ -162,7 +170,7 @@ def _add_eval(sub):
 def _add_predict(sub):
     p = sub.add_parser("predict", help="the top-5 classes of image files",
                        description="Classify image files (PNG, JPEG, ...; needs Pillow) with a checkpoint.")
-    p.add_argument("--checkpoint", required=True, metavar="PATH", help="checkpoint.npz or a run directory")
+    _add_checkpoint(p)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument("--top", type=_positive_int, default=5, metavar="K", help="how many classes to list")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cpu or cuda")
@@ -193,7 +201,7 @@ def _add_visualize(sub):
     f = what.add_parser("filters", help="the learned kernels of a conv layer as a grid (the paper's Figure 3)",
                         description="Write a conv layer's kernels as a grid PNG (the paper's Figure 3): colour "
                                     "for RGB kernels, grey otherwise, each kernel scaled on its own.")
-    f.add_argument("--checkpoint", required=True, metavar="PATH", help="checkpoint.npz or a run directory")
+    _add_checkpoint(f)
     f.add_argument("--layer", default="conv1", choices=("conv1", "conv2", "conv3", "conv4", "conv5"),
                    help="which conv layer (default conv1)")
     f.add_argument("--out", metavar="PNG", default=None, help="output file (default: <layer>_filters.png "
@@ -206,12 +214,11 @@ def _add_neighbors(sub):
                        description="For some test images, find the test images whose fc7 features (the last "
                                    "hidden layer, 4096-d in the paper) are closest in Euclidean distance, and "
                                    "write one row per query to a PNG (the paper's Figure 4, Sec. 6.1).")
-    p.add_argument("--checkpoint", required=True, metavar="PATH", help="checkpoint.npz or a run directory")
+    _add_checkpoint(p)
     p.add_argument("--queries", type=_positive_int, default=8, metavar="Q", help="how many query images (default 8)")
     p.add_argument("--k", type=_positive_int, default=6, metavar="K", help="neighbours per query (default 6)")
     p.add_argument("--seed", type=_nonneg_int, default=0, help="which queries: a seeded random choice (default 0)")
-    p.add_argument("--data-path", metavar="DIR", default=None,
-                   help="dataset directory (cifar10, imagefolder); default: the one the run used")
+    _add_data_path(p)
     p.add_argument("--out", metavar="PNG", default=None, help="output file (default: neighbors.png next to the "
                                                                "checkpoint)")
     _add_threads(p)
