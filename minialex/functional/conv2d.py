@@ -18,14 +18,25 @@ As matrices, with K = C/G*kH*kW and L = OH*OW, for each image n and group g:
 The cols layout (N, G, K, L) makes Y come out directly in NCHW order: no transpose
 after the product. The plain nested-loop version is ``minialex.reference.conv2d``.
 
+Two faster routes, each tested against that reference and against im2col (``conv_algorithm``):
+  * 3x3 stride-1 layers (AlexNet's conv3..conv5) take Winograd's F(2x2, 3x3), 2.25x fewer
+    multiplications: ``winograd.py`` (Lavin & Gray 2016), forward and weight gradient;
+  * at stride 1 the data gradient is a convolution of the padded output gradient with the
+    flipped filters (``_data_grad``), so it needs no col2im and can itself take Winograd.
+
 On the GPU (float32 CuPy arrays) the same maths runs in our own CUDA kernels,
 ``kernels/conv2d.cu`` (implicit GEMM: the im2col tiles are built in shared memory and never
 stored), through ``minialex/cuda/kernels.py``; see ``_conv2d_cuda`` below.
 """
+import contextlib
+import os
+
+from .. import backend
 from ..tensor import Tensor
 from ..cuda import use_cuda_kernels
+from . import winograd
 from ._checks import check_same_device, check_tensor, pair, positive_int
-from .im2col import col2im, conv_output_size, im2col
+from .im2col import col2im, im2col
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
@@ -57,35 +68,117 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
 
     if use_cuda_kernels(x):
         return _conv2d_cuda(x, weight, bias, stride, padding, G)
-    xp = x.xp
-    OH, OW = conv_output_size(H, kH, stride[0], padding[0]), conv_output_size(W, kW, stride[1], padding[1])
-    Og, K, L = O // G, Cg * kH * kW, OH * OW
-    cols = im2col(x.data, (kH, kW), stride, padding)        # (N, C, kH, kW, OH, OW)
-    cols = cols.reshape(N, G, K, L)                         # (N, G, K, L): channels of a group are adjacent
-    Wm = weight.data.reshape(G, Og, K)                      # (G, O/G, K)
-    y = xp.matmul(Wm, cols)                                 # (N, G, O/G, L): one product per group, over the batch
-    y = y.reshape(N, O, OH, OW)                             # (N, O, OH, OW)
+    y, saved = _forward(x.data, weight.data, stride, padding, G)      # (N, O, OH, OW)
     if bias is not None:
         y += bias.data.reshape(1, O, 1, 1)
 
     def backward(g):
-        gY = g.reshape(N, G, Og, L)                         # (N, G, O/G, L)
         dx = dw = db = None
         if x.requires_grad:
-            dcols = xp.matmul(Wm.transpose(0, 2, 1), gY)     # (N, G, K, L)
-            dcols = dcols.reshape(N, C, kH, kW, OH, OW)
-            dx = col2im(dcols, x.shape, stride, padding)    # (N, C, H, W)
+            dx = _data_grad(g, weight.data, x.shape, stride, padding, G)   # (N, C, H, W)
         if weight.requires_grad:
-            dW = xp.zeros((G, Og, K), dtype=g.dtype)
-            for n in range(N):                              # sum over the batch of (O/G, L) @ (L, K)
-                dW += gY[n] @ cols[n].transpose(0, 2, 1)
-            dw = dW.reshape(weight.shape)                   # (O, C/G, kH, kW)
+            dw = _weight_grad(g, saved, weight.shape, G)                   # (O, C/G, kH, kW)
         if bias is not None and bias.requires_grad:
-            db = g.sum(axis=(0, 2, 3))                      # (O,)
+            db = g.sum(axis=(0, 2, 3))                                     # (O,)
         return dx, dw, db
 
     parents = (x, weight) if bias is None else (x, weight, bias)
     return Tensor.from_op(y, parents, backward, "conv2d")
+
+
+# ----------------------------------------------------------------------------- algorithms
+ALGORITHMS = ("auto", "im2col", "winograd")
+_algorithm = [os.environ.get("MINIALEX_CONV_ALGORITHM", "auto")]
+
+
+@contextlib.contextmanager
+def conv_algorithm(name):
+    """Use one convolution algorithm inside a ``with`` block (CPU path; the GPU has its own kernels):
+
+    * ``"auto"`` (the default): Winograd F(2x2, 3x3) for 3x3 stride-1 layers with enough channels to
+      profit, im2col for the rest;
+    * ``"im2col"``: im2col + one matrix product everywhere, and col2im for every data gradient: the
+      plain textbook path;
+    * ``"winograd"``: Winograd wherever it applies (3x3, stride 1), im2col elsewhere.
+    The environment variable ``MINIALEX_CONV_ALGORITHM`` sets the default for a whole run."""
+    if name not in ALGORITHMS:
+        raise ValueError(f"conv_algorithm: unknown algorithm {name!r}; choose one of {', '.join(ALGORITHMS)}")
+    previous = _algorithm[0]
+    _algorithm[0] = name
+    try:
+        yield
+    finally:
+        _algorithm[0] = previous
+
+
+WINOGRAD_MIN_CHANNELS = 16   # below this many channels per group (in or out) the transforms cost more than they save
+
+
+def _use_winograd(x, w, stride, G):
+    """Whether ``_forward`` takes Winograd for input array x and weight array w (O, C/G, kH, kW)."""
+    name = _algorithm[0]
+    if name not in ALGORITHMS:
+        raise ValueError(f"conv2d: MINIALEX_CONV_ALGORITHM={name!r} is not one of {', '.join(ALGORITHMS)}")
+    if name == "im2col" or not winograd.applies(w.shape[2:], stride):
+        return False
+    if name == "winograd":
+        return True
+    return backend.xp_of(x).__name__ == "numpy" and min(w.shape[0] // G, w.shape[1]) >= WINOGRAD_MIN_CHANNELS
+
+
+def _forward(x, w, stride, padding, G):
+    """x (N, C, H, W), w (O, C/G, kH, kW) arrays -> (y (N, O, OH, OW), what the weight gradient needs)."""
+    if _use_winograd(x, w, stride, G):
+        y, V = winograd.conv2d(x, w, padding, G)                   # see winograd.py
+        return y, ("winograd", V)
+    xp = backend.xp_of(x)
+    N = x.shape[0]
+    O, Cg, kH, kW = w.shape
+    cols = im2col(x, (kH, kW), stride, padding)             # (N, C, kH, kW, OH, OW)
+    OH, OW = cols.shape[4:]
+    cols = cols.reshape(N, G, Cg * kH * kW, OH * OW)        # (N, G, K, L): channels of a group are adjacent
+    Wm = w.reshape(G, O // G, Cg * kH * kW)                 # (G, O/G, K)
+    y = xp.matmul(Wm, cols)                                 # (N, G, O/G, L): one product per group, over the batch
+    return y.reshape(N, O, OH, OW), ("im2col", cols)
+
+
+def _data_grad(g, w, x_shape, stride, padding, G):
+    """dL/dx (N, C, H, W) from g = dL/dy (N, O, OH, OW).
+
+    Stride 1 (and padding < kernel): the data gradient is itself a convolution,
+        dx[n, c] = sum_o conv(g[n, o] padded by k-1-p, W[o, c] flipped in both axes),
+    i.e. ``_forward`` of g with the filters flipped and their in/out axes swapped per group; it takes
+    the fast algorithms of the forward (Winograd for 3x3) and needs no col2im. Otherwise: the columns'
+    gradient W^T @ g, scattered back by col2im."""
+    xp = backend.xp_of(g)
+    N, C, H, W = x_shape
+    O, Cg, kH, kW = w.shape
+    Og = O // G
+    (sH, sW), (pH, pW) = stride, padding
+    if (sH, sW) == (1, 1) and pH < kH and pW < kW and _algorithm[0] != "im2col":
+        w_t = w.reshape(G, Og, Cg, kH, kW)[:, :, :, ::-1, ::-1].transpose(0, 2, 1, 3, 4)  # (G, C/G, O/G, kH, kW)
+        w_t = xp.ascontiguousarray(w_t).reshape(C, Og, kH, kW)                         # filters of dx's channels
+        return _forward(g, w_t, (1, 1), (kH - 1 - pH, kW - 1 - pW), G)[0]
+    OH, OW = g.shape[2:]
+    gY = g.reshape(N, G, Og, OH * OW)                       # (N, G, O/G, L)
+    Wm = w.reshape(G, Og, Cg * kH * kW)                     # (G, O/G, K)
+    dcols = xp.matmul(Wm.transpose(0, 2, 1), gY)            # (N, G, K, L)
+    return col2im(dcols.reshape(N, C, kH, kW, OH, OW), x_shape, stride, padding)
+
+
+def _weight_grad(g, saved, w_shape, G):
+    """dL/dW (O, C/G, kH, kW) from g = dL/dy (N, O, OH, OW) and what ``_forward`` kept."""
+    algorithm, kept = saved
+    if algorithm == "winograd":
+        return winograd.conv2d_weight_grad(g, kept, G)
+    cols = kept                                             # (N, G, K, L)
+    N, _, K, L = cols.shape
+    O = w_shape[0]
+    gY = g.reshape(N, G, O // G, L)                         # (N, G, O/G, L)
+    dW = backend.xp_of(g).zeros((G, O // G, K), dtype=g.dtype)
+    for n in range(N):                                      # sum over the batch of (O/G, L) @ (L, K)
+        dW += gY[n] @ cols[n].transpose(0, 2, 1)
+    return dW.reshape(w_shape)                              # (O, C/G, kH, kW)
 
 
 def _conv2d_cuda(x, weight, bias, stride, padding, groups):

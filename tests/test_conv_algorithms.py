@@ -1,0 +1,184 @@
+"""conv2d's fast routes against the plain ones: Winograd F(2x2, 3x3) (``functional/winograd.py``) and the
+data gradient computed as a convolution (``conv2d._data_grad``), against ``minialex.reference.conv2d``,
+against im2col, and by float64 gradient checks, with the algorithm forced by ``F.conv_algorithm``."""
+import sys
+
+import numpy as np
+import pytest
+
+import minialex
+import minialex.functional as F
+from minialex import reference
+from minialex.functional import winograd
+
+from conftest import assert_close, check_grads, make, randn
+
+TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
+
+
+@pytest.fixture
+def winograd_calls(monkeypatch):
+    """Counts the forward passes that went through winograd.conv2d."""
+    calls = []
+    original = winograd.conv2d
+
+    def counting(*args, **kwargs):
+        calls.append(args[1].shape)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(winograd, "conv2d", counting)
+    return calls
+
+
+# ----------------------------------------------------------------------------- the transforms
+def test_filter_transform_is_G_g_Gt():
+    g = randn(3, 3, seed=1)
+    U = winograd.transform_filters(g.reshape(1, 1, 3, 3), 1).reshape(4, 4)
+    Gm = np.array(winograd.G)
+    assert_close(U, Gm @ g @ Gm.T, rtol=1e-12, atol=1e-12)
+
+
+def test_input_transform_is_Bt_d_B():
+    d = randn(4, 4, seed=2)
+    V = winograd.transform_inputs(d.reshape(1, 1, 4, 4), (0, 0), 1, 1).reshape(4, 4)
+    Bt = np.array(winograd.B_T)
+    assert_close(V, Bt @ d @ Bt.T, rtol=1e-12, atol=1e-12)
+
+
+def test_output_transform_is_At_M_A():
+    M = randn(4, 4, seed=3)
+    y = winograd.transform_outputs(M.reshape(16, 1, 1, 1), 1, 2, 2, 1, 1).reshape(2, 2)
+    At = np.array(winograd.A_T)
+    assert_close(y, At @ M @ At.T, rtol=1e-12, atol=1e-12)
+
+
+def test_the_three_transforms_make_a_3x3_correlation():
+    """One tile, one channel: A^T [(G g G^T) * (B^T d B)] A is the 2x2 'valid' correlation of d with g."""
+    d, g = randn(4, 4, seed=4), randn(3, 3, seed=5)
+    Bt, Gm, At = np.array(winograd.B_T), np.array(winograd.G), np.array(winograd.A_T)
+    y = At @ ((Gm @ g @ Gm.T) * (Bt @ d @ Bt.T)) @ At.T
+    expected = np.array([[np.sum(d[i:i + 3, j:j + 3] * g) for j in range(2)] for i in range(2)])
+    assert_close(y, expected, rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- Winograd forward and gradients
+# (N, C, H, W), O, padding, groups: even and odd output sizes (overhanging tiles), padding 0/1/2, groups 1-3
+WINOGRAD_CASES = [
+    pytest.param((2, 3, 5, 6), 4, 0, 1, id="pad0-OH3xOW4"),
+    pytest.param((1, 4, 7, 7), 6, 1, 2, id="pad1-odd-groups2-batch1"),
+    pytest.param((2, 3, 4, 9), 3, 2, 3, id="pad2-groups3-nonsquare"),
+    pytest.param((3, 2, 3, 3), 2, 1, 1, id="3x3-input-one-tile-row-overhangs"),
+    pytest.param((2, 4, 6, 5), 2, (1, 2), 1, id="padding-1x2"),
+]
+
+
+def _inputs(xshape, O, groups, seed=0):
+    x = randn(*xshape, seed=seed)
+    w = randn(O, xshape[1] // groups, 3, 3, seed=seed + 1, scale=0.5)
+    b = randn(O, seed=seed + 2)
+    return x, w, b
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("kind", ["contiguous", "transposed"])
+@pytest.mark.parametrize("xshape,O,padding,groups", WINOGRAD_CASES)
+def test_winograd_forward_matches_reference(xshape, O, padding, groups, kind, dtype, winograd_calls):
+    x, w, b = _inputs(xshape, O, groups)
+    expected = reference.conv2d(x, w, b, 1, padding, groups)
+    with F.conv_algorithm("winograd"):
+        y = F.conv2d(make(x, kind=kind, dtype=dtype), make(w, kind=kind, dtype=dtype), make(b, dtype=dtype),
+                     1, padding, groups)
+    assert winograd_calls == [w.shape]
+    assert y.dtype == dtype and y.shape == expected.shape
+    assert_close(y, expected, **TOL[dtype])
+
+
+@pytest.mark.parametrize("xshape,O,padding,groups", WINOGRAD_CASES)
+def test_winograd_gradcheck(xshape, O, padding, groups, winograd_calls):
+    """Weight gradient from Winograd's adjoint transforms; data gradient as a 3x3 convolution, which
+    goes through Winograd again (padding 0 -> 2, 1 -> 1, 2 -> 0)."""
+    x, w, b = _inputs(xshape, O, groups)
+    with F.conv_algorithm("winograd"):
+        check_grads(lambda x, w, b: F.conv2d(x, w, b, 1, padding, groups),
+                    [make(x, kind="strided"), make(w), make(b)])
+    assert winograd_calls and all(shape[2:] == (3, 3) for shape in winograd_calls)
+
+
+def test_winograd_agrees_with_im2col_on_alexnet_conv4_in_float32():
+    """conv4's shape (384 -> 384, groups 2, 13x13) at batch 2: the transforms' rounding stays ~1e-6."""
+    x, w, b = _inputs((2, 384, 13, 13), 384, 2)
+    x, w, b = (make(a, dtype=np.float32, requires_grad=True) for a in (x, w * 0.05, b))
+    results = {}
+    for algorithm in ("im2col", "winograd"):
+        with F.conv_algorithm(algorithm):
+            x.grad = w.grad = b.grad = None
+            y = F.conv2d(x, w, b, 1, 1, 2)
+            g = np.random.default_rng(7).standard_normal(y.shape).astype(np.float32)
+            y.backward(g)
+            results[algorithm] = (y.numpy(), x.grad.copy(), w.grad.copy())
+    for name, a, b_ in zip(("y", "dx", "dw"), results["winograd"], results["im2col"]):
+        rel = np.abs(a - b_).max() / np.abs(b_).max()
+        assert rel < 1e-5, f"{name}: Winograd and im2col differ by {rel:.2e} (relative to the largest value)"
+
+
+# ----------------------------------------------------------------------------- the data gradient as a convolution
+# stride 1, not 3x3 (so no Winograd): the convolution route against col2im ("im2col" forces col2im)
+DATA_GRAD_CASES = [
+    pytest.param((2, 4, 9, 8), (4, 5, 5), 2, 2, id="conv2-like-5x5-pad2-groups2"),
+    pytest.param((1, 3, 6, 7), (2, 3, 2), (1, 0), 1, id="kernel3x2-pad1x0"),
+    pytest.param((2, 3, 5, 5), (2, 1, 1), 1, 1, id="1x1-pad1-padding-not-below-kernel-uses-col2im"),
+]
+
+
+@pytest.mark.parametrize("xshape,wshape,padding,groups", DATA_GRAD_CASES)
+def test_data_gradient_as_convolution_matches_col2im(xshape, wshape, padding, groups):
+    x = randn(*xshape, seed=10)
+    O, kH, kW = wshape
+    w = randn(O, xshape[1] // groups, kH, kW, seed=11)
+    g = randn(*reference.conv2d(x, w, None, 1, padding, groups).shape, seed=12)
+    grads = {}
+    for algorithm in ("auto", "im2col"):
+        with F.conv_algorithm(algorithm):
+            xt, wt = make(x, requires_grad=True), make(w, requires_grad=True)
+            F.conv2d(xt, wt, None, 1, padding, groups).backward(g)
+            grads[algorithm] = (xt.grad, wt.grad)
+    assert_close(grads["auto"][0], grads["im2col"][0], rtol=1e-12, atol=1e-12)
+    assert_close(grads["auto"][1], grads["im2col"][1], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("xshape,wshape,padding,groups", DATA_GRAD_CASES)
+def test_data_gradient_as_convolution_gradcheck(xshape, wshape, padding, groups):
+    x = randn(*xshape, seed=10)
+    O, kH, kW = wshape
+    w = randn(O, xshape[1] // groups, kH, kW, seed=11)
+    check_grads(lambda x, w: F.conv2d(x, w, None, 1, padding, groups), [make(x), make(w)])
+
+
+# ----------------------------------------------------------------------------- choosing
+def test_auto_takes_winograd_for_alexnets_conv3_to_conv5_only(winograd_calls):
+    model = minialex.models.alexnet("paper")
+    with minialex.no_grad():
+        model(minialex.tensor(np.zeros((1, 3, 227, 227), dtype=np.float32)))
+    assert winograd_calls == [(384, 256, 3, 3), (384, 192, 3, 3), (256, 192, 3, 3)]
+
+
+def test_auto_keeps_im2col_for_few_channels_and_stride_2(winograd_calls):
+    few = F.conv2d(make(randn(1, 3, 8, 8)), make(randn(4, 3, 3, 3)), padding=1)
+    strided = F.conv2d(make(randn(1, 32, 8, 8)), make(randn(32, 32, 3, 3)), stride=2, padding=1)
+    assert few.shape == (1, 4, 8, 8) and strided.shape == (1, 32, 4, 4)
+    assert winograd_calls == []
+    with F.conv_algorithm("im2col"):
+        F.conv2d(make(randn(1, 32, 8, 8)), make(randn(32, 32, 3, 3)), padding=1)
+    assert winograd_calls == []
+
+
+def test_unknown_algorithm_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="unknown algorithm 'fast'; choose one of auto, im2col, winograd"):
+        with F.conv_algorithm("fast"):
+            pass
+
+
+def test_bad_environment_setting_names_the_variable(monkeypatch):
+    module = sys.modules["minialex.functional.conv2d"]     # F.conv2d is the function; this is its file
+    monkeypatch.setattr(module, "_algorithm", ["Winograd"])
+    with pytest.raises(ValueError, match="MINIALEX_CONV_ALGORITHM='Winograd' is not one of auto, im2col, winograd"):
+        F.conv2d(make(randn(1, 1, 4, 4)), make(randn(1, 1, 3, 3)))
