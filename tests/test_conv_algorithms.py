@@ -154,21 +154,26 @@ def test_data_gradient_as_convolution_gradcheck(xshape, wshape, padding, groups)
 
 
 # ----------------------------------------------------------------------------- choosing
-def test_auto_takes_winograd_for_alexnets_conv3_to_conv5_only(winograd_calls):
+def test_auto_takes_winograd_for_alexnets_conv3_to_conv5_only_from_batch_8(winograd_calls):
+    """13x13 outputs are 49 tiles of 2x2 an image: batch 8 has 392 >= WINOGRAD_MIN_TILES, batch 4 196."""
     model = minialex.models.alexnet("paper")
     with minialex.no_grad():
-        model(minialex.tensor(np.zeros((1, 3, 227, 227), dtype=np.float32)))
+        model(minialex.tensor(np.zeros((4, 3, 227, 227), dtype=np.float32)))
+        assert winograd_calls == []
+        model(minialex.tensor(np.zeros((8, 3, 227, 227), dtype=np.float32)))
     assert winograd_calls == [(384, 256, 3, 3), (384, 192, 3, 3), (256, 192, 3, 3)]
 
 
 def test_auto_keeps_im2col_for_few_channels_and_stride_2(winograd_calls):
     few = F.conv2d(make(randn(1, 3, 8, 8)), make(randn(4, 3, 3, 3)), padding=1)
-    strided = F.conv2d(make(randn(1, 32, 8, 8)), make(randn(32, 32, 3, 3)), stride=2, padding=1)
-    assert few.shape == (1, 4, 8, 8) and strided.shape == (1, 32, 4, 4)
+    strided = F.conv2d(make(randn(64, 32, 8, 8)), make(randn(32, 32, 3, 3)), stride=2, padding=1)
+    assert few.shape == (1, 4, 8, 8) and strided.shape == (64, 32, 4, 4)
     assert winograd_calls == []
     with F.conv_algorithm("im2col"):
-        F.conv2d(make(randn(1, 32, 8, 8)), make(randn(32, 32, 3, 3)), padding=1)
+        F.conv2d(make(randn(16, 32, 8, 8)), make(randn(32, 32, 3, 3)), padding=1)   # 256 tiles
     assert winograd_calls == []
+    F.conv2d(make(randn(16, 32, 8, 8)), make(randn(32, 32, 3, 3)), padding=1)
+    assert winograd_calls == [(32, 32, 3, 3)]
 
 
 def test_unknown_algorithm_is_refused_with_the_choices():

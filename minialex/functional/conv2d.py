@@ -95,8 +95,8 @@ _algorithm = [os.environ.get("MINIALEX_CONV_ALGORITHM", "auto")]
 def conv_algorithm(name):
     """Use one convolution algorithm inside a ``with`` block (CPU path; the GPU has its own kernels):
 
-    * ``"auto"`` (the default): Winograd F(2x2, 3x3) for 3x3 stride-1 layers with enough channels to
-      profit, im2col for the rest;
+    * ``"auto"`` (the default): Winograd F(2x2, 3x3) for 3x3 stride-1 layers with enough channels and
+      images to profit (``WINOGRAD_MIN_CHANNELS``, ``WINOGRAD_MIN_TILES``), im2col for the rest;
     * ``"im2col"``: im2col + one matrix product everywhere, and col2im for every data gradient: the
       plain textbook path;
     * ``"winograd"``: Winograd wherever it applies (3x3, stride 1), im2col elsewhere.
@@ -111,11 +111,16 @@ def conv_algorithm(name):
         _algorithm[0] = previous
 
 
-WINOGRAD_MIN_CHANNELS = 16   # below this many channels per group (in or out) the transforms cost more than they save
+# Below these sizes Winograd's transforms cost more than its products save (measured on AlexNet's and the
+# mini net's 3x3 layers, forward + backward, 2-core machine: conv3 at batch 4 (196 tiles) 1.13x im2col's
+# time, at batch 8 (392 tiles) 0.88x, at batch 16 0.70x; the mini net's conv3-5 at 128 tiles 0.6-0.9x,
+# at 256 tiles 0.57-0.69x, at 64 tiles ~1x).
+WINOGRAD_MIN_CHANNELS = 16   # per group, in and out
+WINOGRAD_MIN_TILES = 256     # 2x2 output tiles over the batch: N * ceil(OH / 2) * ceil(OW / 2)
 
 
-def _use_winograd(x, w, stride, G):
-    """Whether ``_forward`` takes Winograd for input array x and weight array w (O, C/G, kH, kW)."""
+def _use_winograd(x, w, stride, padding, G):
+    """Whether ``_forward`` takes Winograd for input array x (N, C, H, W) and weights w (O, C/G, kH, kW)."""
     name = _algorithm[0]
     if name not in ALGORITHMS:
         raise ValueError(f"conv2d: MINIALEX_CONV_ALGORITHM={name!r} is not one of {', '.join(ALGORITHMS)}")
@@ -123,12 +128,15 @@ def _use_winograd(x, w, stride, G):
         return False
     if name == "winograd":
         return True
-    return backend.xp_of(x).__name__ == "numpy" and min(w.shape[0] // G, w.shape[1]) >= WINOGRAD_MIN_CHANNELS
+    N, _, H, W = x.shape
+    TH, TW = winograd.tile_counts(H + 2 * padding[0] - 2, W + 2 * padding[1] - 2)
+    return (backend.xp_of(x).__name__ == "numpy" and min(w.shape[0] // G, w.shape[1]) >= WINOGRAD_MIN_CHANNELS
+            and N * TH * TW >= WINOGRAD_MIN_TILES)
 
 
 def _forward(x, w, stride, padding, G):
     """x (N, C, H, W), w (O, C/G, kH, kW) arrays -> (y (N, O, OH, OW), what the weight gradient needs)."""
-    if _use_winograd(x, w, stride, G):
+    if _use_winograd(x, w, stride, padding, G):
         y, V = winograd.conv2d(x, w, padding, G)                   # see winograd.py
         return y, ("winograd", V)
     xp = backend.xp_of(x)
