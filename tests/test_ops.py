@@ -206,6 +206,27 @@ def test_max_pool2d_tie_rule_first_maximum_in_scan_order(device):
     assert_close(x.grad[0, 0], expected, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,kernel,stride,padding,ceil_mode", POOL_CASES)
+def test_max_pool2d_ties_go_to_the_first_maximum(device, dtype, shape, kernel, stride, padding, ceil_mode):
+    """Small integers, so most windows hold their maximum more than once (also across rows and
+    in the overlaps): each window's gradient goes to the first maximum in row-major order, as the
+    reference's strict ">" scan; a later equal value (last-max rule) or a column-major scan fails."""
+    x = np.random.default_rng(7).integers(-2, 3, size=shape).astype(np.float64)
+    y_ref, arg = reference.max_pool2d(x, kernel, stride, padding, ceil_mode)
+    t = make(x, device, "strided", dtype, requires_grad=True)
+    y = F.max_pool2d(t, kernel, stride, padding, ceil_mode)
+    assert_close(y, y_ref, rtol=0, atol=0)
+    g = randn(*y_ref.shape, seed=5)
+    y.backward(g.astype(dtype))
+    N, C, H, W = shape
+    expected = np.zeros((N, C, H * W))
+    for n in range(N):
+        for c in range(C):
+            np.add.at(expected[n, c], arg[n, c].ravel(), g[n, c].ravel())
+    assert_close(t.grad, expected.reshape(shape), **TOL[dtype])
+
+
 # ============================================================================= local_response_norm
 # shape, size, alpha, beta, k
 LRN_CASES = [

@@ -14,6 +14,19 @@ maximum (the argmax); overlapping windows can send several gradients to one inpu
 and they add up. Tie rule: the FIRST maximum in the window's row-major scan order
 (i, then j) wins, as in PyTorch's CPU kernel; test gradients on tie-free inputs.
 
+CPU algorithm (whole-array passes, no loop over windows). x_pad is cut into sH*sW phase planes
+    P[p, q][n, c, a, b] = x_pad[n, c, sH*a + p, sW*b + q]      each (N, C, Hq, Wq), -inf outside x,
+so kernel offset k = i*kW + j sees, at every output (oh, ow) at once,
+    v_k[n, c, oh, ow] = P[i % sH, j % sW][n, c, oh + i // sH, ow + j // sW],
+a contiguous slice of the flattened plane, shifted by d_k = (i // sH) * Wq + j // sW (computed on
+the planes' (Hq, Wq) grid; the outputs past (OH, OW) are dropped). The forward takes the running
+maximum over k = 0 .. kH*kW-1 and records which offset last raised it strictly:
+    m_k = v_k > max(v_0, ..., v_{k-1}),     argmax = max_k k * m_k     (N, C, Hq, Wq), uint8,
+the first maximum (a later equal value does not raise it). The backward routes g plane by plane,
+    dP[i % sH, j % sW] (shifted by d_k) += g * (argmax == k),
+and interleaves the planes into dx. A NaN makes the output NaN (np.maximum), and as no comparison
+with NaN holds, its gradient goes where the running maximum was when the first NaN came.
+
 On the GPU (float32 CuPy arrays): ``kernels/maxpool.cu``, a forward that stores the argmax
 and a deterministic backward that gathers per input pixel (no atomics).
 """
@@ -52,45 +65,78 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     if use_cuda_kernels(x):
         return _max_pool2d_cuda(x, (kH, kW), (sH, sW), (pH, pW), ceil_mode)
     xp = x.xp
-    # pad with -inf: pH/pW before, and after whatever the last window needs (ceil_mode may need more)
-    bottom = max(0, (OH - 1) * sH + kH - H - pH)
-    right = max(0, (OW - 1) * sW + kW - W - pW)
-    xpad = x.data
-    if pH or pW or bottom or right:
-        xpad = xp.pad(x.data, ((0, 0), (0, 0), (pH, bottom), (pW, right)), constant_values=-xp.inf)
+    Hq = -(-max(pH + H, (OH - 1) * sH + kH) // sH)     # the planes hold x and all the windows
+    Wq = -(-max(pW + W, (OW - 1) * sW + kW) // sW)
 
-    def window(i, j, a):
-        """The (N, C, OH, OW) strided view of ``a`` seen by kernel offset (i, j)."""
-        return a[:, :, i:i + sH * (OH - 1) + 1:sH, j:j + sW * (OW - 1) + 1:sW]
-
-    # forward: a running maximum over the kH*kW offsets, one cheap pass each
+    def phase(p, q):
+        """(the rows and columns of x in plane (p, q), the rows and columns they fill there)."""
+        r, c = (p - pH) % sH, (q - pW) % sW             # x's first row and column in the plane
+        a, b = (r + pH) // sH, (c + pW) // sW
+        rows, cols = len(range(r, H, sH)), len(range(c, W, sW))
+        return (slice(r, H, sH), slice(c, W, sW)), (slice(a, a + rows), slice(b, b + cols))
+    phases = [(p, q) + phase(p, q) for p in range(sH) for q in range(sW)]
+    pads = []                                           # the rest of the planes: -inf
+    for p, q, _, (pr, pc) in phases:
+        for r, c in ((slice(0, pr.start), slice(None)), (slice(pr.stop, Hq), slice(None)),
+                     (slice(None), slice(0, pc.start)), (slice(None), slice(pc.stop, Wq))):
+            if len(range(Hq)[r]) and len(range(Wq)[c]):
+                pads.append((p, q, Ellipsis, r, c))
+    K = kH * kW                                         # offset k = i*kW + j: (p, q, shift d_k)
+    offsets = [(i % sH, j % sW, (i // sH) * Wq + j // sW) for i in range(kH) for j in range(kW)]
+    shift = offsets[-1][2]                              # the largest d_k
+    code = xp.uint8 if K <= 256 else xp.int32
+    ks = xp.arange(K, dtype=code)[:, None]
     y = xp.empty((N, C, OH, OW), dtype=x.dtype)
+    argmax = xp.empty((N, C, Hq, Wq), dtype=code)
 
-    def running_max(s):                                 # s: a slice of the batch
-        y[s] = window(0, 0, xpad)[s]
-        for idx in range(1, kH * kW):
-            xp.maximum(y[s], window(idx // kW, idx % kW, xpad)[s], out=y[s])
-    for_batch(xp, N, running_max, kH * kW * C * OH * OW)
+    def pool(s):                                        # s: a slice of the batch
+        xs = x.data[s]
+        n = xs.shape[0]
+        planes = xp.empty((sH, sW, n, C, Hq, Wq), dtype=x.dtype)
+        for p, q, (xr, xc), (pr, pc) in phases:
+            planes[p, q, :, :, pr, pc] = xs[:, :, xr, xc]
+        for region in pads:
+            planes[region] = -xp.inf
+        flat = planes.reshape(sH, sW, -1)
+        L = flat.shape[2] - shift                       # grid points that all offsets reach
+        top = xp.empty(flat.shape[2], dtype=x.dtype)
+        raised = xp.empty((K, L), dtype=bool)           # m_k
+        raised[0] = False
+        best = flat[0, 0]
+        for k in range(1, K):
+            p, q, d = offsets[k]
+            v = flat[p, q, d:d + L]
+            xp.greater(v, best[:L], out=raised[k])      # strictly: a later equal value does not win
+            xp.maximum(best[:L], v, out=top[:L])
+            best = top
+        codes = raised.view(xp.uint8) if K <= 256 else raised.astype(code)
+        xp.multiply(codes, ks, out=codes)               # k * m_k
+        codes.max(axis=0, out=argmax[s].reshape(-1)[:L])
+        y[s] = best.reshape(n, C, Hq, Wq)[:, :, :OH, :OW]
+    for_batch(xp, N, pool, C * Hq * Wq)                 # C * Hq * Wq: a sample's share of each pass
 
     def backward(g):
-        # Which offset held each window's maximum is found here, not stored by the forward (which
-        # then costs a quarter as much, and nothing extra at inference): scan the offsets in order
-        # and give the gradient to the first one equal to the maximum (the tie rule above).
-        dxpad = xp.zeros(xpad.shape, dtype=g.dtype)    # (N, C, H + pH + bottom, W + pW + right)
+        dx = xp.empty(x.shape, dtype=g.dtype)
 
         def route(s):                                   # s: a slice of the batch
-            shape = y[s].shape
-            unclaimed = xp.ones(shape, dtype=bool)      # windows whose maximum is not found yet
-            hit = xp.empty(shape, dtype=bool)
-            routed = xp.empty(shape, dtype=g.dtype)
-            for idx in range(kH * kW):
-                xp.equal(window(idx // kW, idx % kW, xpad)[s], y[s], out=hit)
-                hit &= unclaimed
-                unclaimed ^= hit
-                xp.multiply(g[s], hit, out=routed)
-                window(idx // kW, idx % kW, dxpad)[s] += routed
-        for_batch(xp, N, route, kH * kW * C * OH * OW)
-        return (dxpad[:, :, pH:pH + H, pW:pW + W],)
+            gs = g[s]
+            n = gs.shape[0]
+            gq = xp.empty((n, C, Hq, Wq), dtype=g.dtype)    # g on the planes' grid, 0 past it
+            gq[:, :, :OH, :OW] = gs
+            gq[:, :, OH:] = gq[:, :, :, OW:] = 0
+            dplanes = xp.zeros((sH, sW, n * C * Hq * Wq), dtype=g.dtype)
+            L = dplanes.shape[2] - shift
+            gflat, idx = gq.reshape(-1)[:L], argmax[s].reshape(-1)[:L]
+            hit, part = xp.empty(L, dtype=bool), xp.empty(L, dtype=g.dtype)
+            for k, (p, q, d) in enumerate(offsets):
+                xp.equal(idx, k, out=hit)
+                xp.multiply(gflat, hit, out=part)
+                dplanes[p, q, d:d + L] += part
+            dplanes = dplanes.reshape(sH, sW, n, C, Hq, Wq)
+            for p, q, (xr, xc), (pr, pc) in phases:
+                dx[s, :, xr, xc] = dplanes[p, q, :, :, pr, pc]
+        for_batch(xp, N, route, C * Hq * Wq)
+        return (dx,)
     return Tensor.from_op(y, (x,), backward, "max_pool2d")
 
 
