@@ -10,6 +10,7 @@ import minialex
 import minialex.functional as F
 from minialex import reference
 from minialex.functional import winograd
+from minialex.functional.im2col import col2im as module_col2im
 
 from conftest import assert_close, check_grads, make, randn
 
@@ -121,36 +122,44 @@ def test_winograd_agrees_with_im2col_on_alexnet_conv4_in_float32():
 
 
 # ----------------------------------------------------------------------------- the data gradient as a convolution
-# stride 1, not 3x3 (so no Winograd): the convolution route against col2im ("im2col" forces col2im)
+# stride 1, 3x3: with "winograd" the data gradient is a convolution (of padding 2 - p); "im2col" forces col2im
 DATA_GRAD_CASES = [
-    pytest.param((2, 4, 9, 8), (4, 5, 5), 2, 2, id="conv2-like-5x5-pad2-groups2"),
-    pytest.param((1, 3, 6, 7), (2, 3, 2), (1, 0), 1, id="kernel3x2-pad1x0"),
-    pytest.param((2, 3, 5, 5), (2, 1, 1), 1, 1, id="1x1-pad1-padding-not-below-kernel-uses-col2im"),
+    pytest.param((2, 4, 9, 8), 4, 2, 2, id="pad2-groups2-becomes-pad0"),
+    pytest.param((1, 3, 6, 7), 2, (1, 0), 1, id="pad1x0-becomes-pad1x2"),
+    pytest.param((2, 3, 5, 5), 2, 3, 1, id="pad3-not-below-kernel-uses-col2im"),
 ]
 
 
-@pytest.mark.parametrize("xshape,wshape,padding,groups", DATA_GRAD_CASES)
-def test_data_gradient_as_convolution_matches_col2im(xshape, wshape, padding, groups):
-    x = randn(*xshape, seed=10)
-    O, kH, kW = wshape
-    w = randn(O, xshape[1] // groups, kH, kW, seed=11)
+@pytest.mark.parametrize("xshape,O,padding,groups", DATA_GRAD_CASES)
+def test_data_gradient_as_convolution_matches_col2im(xshape, O, padding, groups):
+    x, w, _ = _inputs(xshape, O, groups, seed=10)
     g = randn(*reference.conv2d(x, w, None, 1, padding, groups).shape, seed=12)
     grads = {}
-    for algorithm in ("auto", "im2col"):
+    for algorithm in ("winograd", "im2col"):
         with F.conv_algorithm(algorithm):
             xt, wt = make(x, requires_grad=True), make(w, requires_grad=True)
             F.conv2d(xt, wt, None, 1, padding, groups).backward(g)
             grads[algorithm] = (xt.grad, wt.grad)
-    assert_close(grads["auto"][0], grads["im2col"][0], rtol=1e-12, atol=1e-12)
-    assert_close(grads["auto"][1], grads["im2col"][1], rtol=1e-12, atol=1e-12)
+    assert_close(grads["winograd"][0], grads["im2col"][0], rtol=1e-12, atol=1e-12)
+    assert_close(grads["winograd"][1], grads["im2col"][1], rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("xshape,wshape,padding,groups", DATA_GRAD_CASES)
-def test_data_gradient_as_convolution_gradcheck(xshape, wshape, padding, groups):
-    x = randn(*xshape, seed=10)
-    O, kH, kW = wshape
-    w = randn(O, xshape[1] // groups, kH, kW, seed=11)
-    check_grads(lambda x, w: F.conv2d(x, w, None, 1, padding, groups), [make(x), make(w)])
+@pytest.mark.parametrize("xshape,O,padding,groups", DATA_GRAD_CASES)
+def test_data_gradient_as_convolution_gradcheck(xshape, O, padding, groups):
+    x, w, _ = _inputs(xshape, O, groups, seed=10)
+    with F.conv_algorithm("winograd"):
+        check_grads(lambda x, w: F.conv2d(x, w, None, 1, padding, groups), [make(x), make(w)])
+
+
+def test_data_gradient_of_a_5x5_layer_stays_on_col2im(monkeypatch):
+    """The convolution route would im2col the padded output gradient, O/C times bigger than col2im's
+    columns; without Winograd to take it, conv2's data gradient keeps col2im."""
+    module = sys.modules["minialex.functional.conv2d"]
+    calls = []
+    monkeypatch.setattr(module, "col2im", lambda *args: calls.append(args[0].shape) or module_col2im(*args))
+    x, w = make(randn(2, 8, 9, 9), requires_grad=True), make(randn(8, 4, 5, 5))
+    F.conv2d(x, w, None, 1, 2, 2).sum().backward()
+    assert calls == [(2, 8, 5, 5, 9, 9)]
 
 
 # ----------------------------------------------------------------------------- choosing

@@ -22,7 +22,7 @@ Two faster routes, each tested against that reference and against im2col (``conv
   * 3x3 stride-1 layers (AlexNet's conv3..conv5) take Winograd's F(2x2, 3x3), 2.25x fewer
     multiplications: ``winograd.py`` (Lavin & Gray 2016), forward and weight gradient;
   * at stride 1 the data gradient is a convolution of the padded output gradient with the
-    flipped filters (``_data_grad``), so it needs no col2im and can itself take Winograd.
+    flipped filters (``_data_grad``); where that convolution takes Winograd, it needs no col2im.
 
 On the GPU (float32 CuPy arrays) the same maths runs in our own CUDA kernels,
 ``kernels/conv2d.cu`` (implicit GEMM: the im2col tiles are built in shared memory and never
@@ -153,20 +153,22 @@ def _forward(x, w, stride, padding, G):
 def _data_grad(g, w, x_shape, stride, padding, G):
     """dL/dx (N, C, H, W) from g = dL/dy (N, O, OH, OW).
 
-    Stride 1 (and padding < kernel): the data gradient is itself a convolution,
+    At stride 1 (and padding < kernel) the data gradient is itself a convolution,
         dx[n, c] = sum_o conv(g[n, o] padded by k-1-p, W[o, c] flipped in both axes),
-    i.e. ``_forward`` of g with the filters flipped and their in/out axes swapped per group; it takes
-    the fast algorithms of the forward (Winograd for 3x3) and needs no col2im. Otherwise: the columns'
-    gradient W^T @ g, scattered back by col2im."""
+    i.e. ``_forward`` of g with the filters flipped and their in/out axes swapped per group. That route
+    is taken when Winograd computes that convolution (3x3 layers): it needs no col2im. Otherwise the
+    columns' gradient W^T @ g is scattered back by col2im (for a 5x5 layer the convolution route
+    would im2col the padded gradient, O/C times larger than these columns: 2.4 GB for conv2 at batch 128)."""
     xp = backend.xp_of(g)
     N, C, H, W = x_shape
     O, Cg, kH, kW = w.shape
     Og = O // G
     (sH, sW), (pH, pW) = stride, padding
-    if (sH, sW) == (1, 1) and pH < kH and pW < kW and _algorithm[0] != "im2col":
+    if (sH, sW) == (1, 1) and pH < kH and pW < kW:
         w_t = w.reshape(G, Og, Cg, kH, kW)[:, :, :, ::-1, ::-1].transpose(0, 2, 1, 3, 4)  # (G, C/G, O/G, kH, kW)
         w_t = xp.ascontiguousarray(w_t).reshape(C, Og, kH, kW)                         # filters of dx's channels
-        return _forward(g, w_t, (1, 1), (kH - 1 - pH, kW - 1 - pW), G)[0]
+        if _use_winograd(g, w_t, stride, (kH - 1 - pH, kW - 1 - pW), G):
+            return _forward(g, w_t, stride, (kH - 1 - pH, kW - 1 - pW), G)[0]
     OH, OW = g.shape[2:]
     gY = g.reshape(N, G, Og, OH * OW)                       # (N, G, O/G, L)
     Wm = w.reshape(G, Og, Cg * kH * kW)                     # (G, O/G, K)
