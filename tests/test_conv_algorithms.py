@@ -101,7 +101,8 @@ def test_winograd_gradcheck(xshape, O, padding, groups, winograd_calls):
     with F.conv_algorithm("winograd"):
         check_grads(lambda x, w, b: F.conv2d(x, w, b, 1, padding, groups),
                     [make(x, kind="strided"), make(w), make(b)])
-    assert winograd_calls and all(shape[2:] == (3, 3) for shape in winograd_calls)
+    assert w.shape in winograd_calls                                       # the forward
+    assert (xshape[1], O // groups, 3, 3) in winograd_calls                # the data gradient, flipped filters
 
 
 def test_winograd_agrees_with_im2col_on_alexnet_conv4_in_float32():
@@ -126,12 +127,20 @@ def test_winograd_agrees_with_im2col_on_alexnet_conv4_in_float32():
 DATA_GRAD_CASES = [
     pytest.param((2, 4, 9, 8), 4, 2, 2, id="pad2-groups2-becomes-pad0"),
     pytest.param((1, 3, 6, 7), 2, (1, 0), 1, id="pad1x0-becomes-pad1x2"),
-    pytest.param((2, 3, 5, 5), 2, 3, 1, id="pad3-not-below-kernel-uses-col2im"),
 ]
 
 
+@pytest.fixture
+def col2im_calls(monkeypatch):
+    """Counts the calls of col2im from conv2d.py."""
+    module = sys.modules["minialex.functional.conv2d"]     # F.conv2d is the function; this is its file
+    calls = []
+    monkeypatch.setattr(module, "col2im", lambda *args: calls.append(args[0].shape) or module_col2im(*args))
+    return calls
+
+
 @pytest.mark.parametrize("xshape,O,padding,groups", DATA_GRAD_CASES)
-def test_data_gradient_as_convolution_matches_col2im(xshape, O, padding, groups):
+def test_data_gradient_as_convolution_matches_col2im(xshape, O, padding, groups, col2im_calls):
     x, w, _ = _inputs(xshape, O, groups, seed=10)
     g = randn(*reference.conv2d(x, w, None, 1, padding, groups).shape, seed=12)
     grads = {}
@@ -140,6 +149,7 @@ def test_data_gradient_as_convolution_matches_col2im(xshape, O, padding, groups)
             xt, wt = make(x, requires_grad=True), make(w, requires_grad=True)
             F.conv2d(xt, wt, None, 1, padding, groups).backward(g)
             grads[algorithm] = (xt.grad, wt.grad)
+    assert len(col2im_calls) == 1                                          # only "im2col" took col2im
     assert_close(grads["winograd"][0], grads["im2col"][0], rtol=1e-12, atol=1e-12)
     assert_close(grads["winograd"][1], grads["im2col"][1], rtol=1e-12, atol=1e-12)
 
@@ -151,38 +161,85 @@ def test_data_gradient_as_convolution_gradcheck(xshape, O, padding, groups):
         check_grads(lambda x, w: F.conv2d(x, w, None, 1, padding, groups), [make(x), make(w)])
 
 
-def test_data_gradient_of_a_5x5_layer_stays_on_col2im(monkeypatch):
+def test_padding_not_below_the_kernel_keeps_col2im(col2im_calls):
+    """Padding 3 >= kernel 3 would need a negative padding for the flipped convolution: col2im instead."""
+    x, w, _ = _inputs((2, 3, 5, 5), 2, 1, seed=10)
+    with F.conv_algorithm("winograd"):
+        check_grads(lambda x, w: F.conv2d(x, w, None, 1, 3, 1), [make(x), make(w)])
+    assert col2im_calls and all(shape == (2, 3, 3, 3, 9, 9) for shape in col2im_calls)
+
+
+def test_data_gradient_of_a_5x5_layer_stays_on_col2im(col2im_calls):
     """The convolution route would im2col the padded output gradient, O/C times bigger than col2im's
     columns; without Winograd to take it, conv2's data gradient keeps col2im."""
-    module = sys.modules["minialex.functional.conv2d"]
-    calls = []
-    monkeypatch.setattr(module, "col2im", lambda *args: calls.append(args[0].shape) or module_col2im(*args))
     x, w = make(randn(2, 8, 9, 9), requires_grad=True), make(randn(8, 4, 5, 5))
-    F.conv2d(x, w, None, 1, 2, 2).sum().backward()
-    assert calls == [(2, 8, 5, 5, 9, 9)]
+    with F.conv_algorithm("winograd"):
+        F.conv2d(x, w, None, 1, 2, 2).sum().backward()
+    assert col2im_calls == [(2, 8, 5, 5, 9, 9)]
 
 
 # ----------------------------------------------------------------------------- choosing
-def test_auto_takes_winograd_for_alexnets_conv3_to_conv5_only_from_batch_8(winograd_calls):
-    """13x13 outputs are 49 tiles of 2x2 an image: batch 8 has 392 >= WINOGRAD_MIN_TILES, batch 4 196."""
+def test_auto_takes_winograd_for_alexnets_conv3_to_conv5_from_256_tiles(winograd_calls):
+    """13x13 outputs are 7x7 = 49 tiles of 2x2 an image: batch 5 has 245 < WINOGRAD_MIN_TILES, batch 6 294."""
     model = minialex.models.alexnet("paper")
-    with minialex.no_grad():
-        model(minialex.tensor(np.zeros((4, 3, 227, 227), dtype=np.float32)))
+    with minialex.no_grad(), F.conv_algorithm("auto"):
+        model(minialex.tensor(np.zeros((5, 3, 227, 227), dtype=np.float32)))
         assert winograd_calls == []
-        model(minialex.tensor(np.zeros((8, 3, 227, 227), dtype=np.float32)))
+        model(minialex.tensor(np.zeros((6, 3, 227, 227), dtype=np.float32)))
     assert winograd_calls == [(384, 256, 3, 3), (384, 192, 3, 3), (256, 192, 3, 3)]
 
 
 def test_auto_keeps_im2col_for_few_channels_and_stride_2(winograd_calls):
-    few = F.conv2d(make(randn(1, 3, 8, 8)), make(randn(4, 3, 3, 3)), padding=1)
-    strided = F.conv2d(make(randn(64, 32, 8, 8)), make(randn(32, 32, 3, 3)), stride=2, padding=1)
-    assert few.shape == (1, 4, 8, 8) and strided.shape == (64, 32, 4, 4)
-    assert winograd_calls == []
-    with F.conv_algorithm("im2col"):
-        F.conv2d(make(randn(16, 32, 8, 8)), make(randn(32, 32, 3, 3)), padding=1)   # 256 tiles
-    assert winograd_calls == []
-    F.conv2d(make(randn(16, 32, 8, 8)), make(randn(32, 32, 3, 3)), padding=1)
+    with F.conv_algorithm("auto"):
+        few = F.conv2d(make(randn(16, 3, 8, 8)), make(randn(32, 3, 3, 3)), padding=1)       # 256 tiles, 3 in
+        few_out = F.conv2d(make(randn(16, 32, 8, 8)), make(randn(8, 32, 3, 3)), padding=1)  # 8 out
+        strided = F.conv2d(make(randn(64, 32, 8, 8)), make(randn(32, 32, 3, 3)), stride=2, padding=1)
+        assert few.shape == (16, 32, 8, 8) and few_out.shape == (16, 8, 8, 8) and strided.shape == (64, 32, 4, 4)
+        assert winograd_calls == []
+        with F.conv_algorithm("im2col"):
+            F.conv2d(make(randn(16, 32, 8, 8)), make(randn(32, 32, 3, 3)), padding=1)   # 256 tiles
+        assert winograd_calls == []
+        F.conv2d(make(randn(16, 32, 8, 8)), make(randn(32, 32, 3, 3)), padding=1)
     assert winograd_calls == [(32, 32, 3, 3)]
+
+
+def test_the_backward_keeps_the_forwards_algorithm(winograd_calls):
+    """A graph built inside ``conv_algorithm("im2col")`` differentiates with im2col/col2im even when
+    backward() runs outside the block: bit for bit the gradients of a backward inside it."""
+    x, w, _ = _inputs((16, 32, 8, 8), 32, 1)
+    grads = []
+    for inside in (True, False):
+        xt, wt = make(x, dtype=np.float32, requires_grad=True), make(w, dtype=np.float32, requires_grad=True)
+        with F.conv_algorithm("im2col"):
+            y = F.conv2d(xt, wt, None, 1, 1, 1).sum()
+            if inside:
+                y.backward()
+        if not inside:
+            with F.conv_algorithm("winograd"):
+                y.backward()
+        grads.append((xt.grad, wt.grad))
+    assert winograd_calls == []
+    assert np.array_equal(grads[0][0], grads[1][0]) and np.array_equal(grads[0][1], grads[1][1])
+
+
+def test_the_setting_belongs_to_the_thread():
+    import threading
+    module = sys.modules["minialex.functional.conv2d"]
+    seen, entered, release = {}, threading.Event(), threading.Event()
+
+    def other():
+        with F.conv_algorithm("winograd"):
+            entered.set()
+            release.wait(5)
+            seen["other"] = module.current_algorithm()
+    thread = threading.Thread(target=other)
+    with F.conv_algorithm("im2col"):
+        thread.start()
+        entered.wait(5)
+        seen["main"] = module.current_algorithm()
+        release.set()
+        thread.join(5)
+    assert seen == {"main": "im2col", "other": "winograd"}
 
 
 def test_unknown_algorithm_is_refused_with_the_choices():
@@ -192,7 +249,6 @@ def test_unknown_algorithm_is_refused_with_the_choices():
 
 
 def test_bad_environment_setting_names_the_variable(monkeypatch):
-    module = sys.modules["minialex.functional.conv2d"]     # F.conv2d is the function; this is its file
-    monkeypatch.setattr(module, "_algorithm", ["Winograd"])
+    monkeypatch.setenv("MINIALEX_CONV_ALGORITHM", "Winograd")
     with pytest.raises(ValueError, match="MINIALEX_CONV_ALGORITHM='Winograd' is not one of auto, im2col, winograd"):
         F.conv2d(make(randn(1, 1, 4, 4)), make(randn(1, 1, 3, 3)))

@@ -149,6 +149,9 @@ POOL_CASES = [
     pytest.param((1, 1, 5, 5), 2, 2, 1, True, id="ceil-drops-window-starting-in-padding"),
     pytest.param((2, 1, 5, 7), (3, 2), (2, 1), (1, 0), False, id="kernel3x2-stride2x1-pad1x0"),
     pytest.param((1, 3, 9, 9), 3, 2, 0, False, id="batch1-9x9"),
+    pytest.param((2, 2, 8, 7), 2, 3, 0, False, id="stride3-gt-kernel2"),
+    pytest.param((1, 2, 5, 4), 1, 2, 0, False, id="kernel1-stride2"),
+    pytest.param((1, 2, 18, 17), (17, 16), 1, 0, False, id="kernel17x16-272-offsets-int32-argmax"),
 ]
 
 
@@ -204,6 +207,25 @@ def test_max_pool2d_tie_rule_first_maximum_in_scan_order(device):
     expected = np.zeros((4, 4))
     expected[::2, ::2] = 1
     assert_close(x.grad[0, 0], expected, rtol=0, atol=0)
+
+
+def test_max_pool2d_kernel_of_more_than_256_offsets(device):
+    """Increasing values put every window's maximum at its last offset, 271 of a 17x16 kernel: an
+    offset code of 8 bits (enough up to 16x16) would wrap it to 15 and route the gradient there."""
+    x = make(np.arange(2 * 18 * 17, dtype=np.float64).reshape(1, 2, 18, 17), device, requires_grad=True)
+    F.max_pool2d(x, (17, 16), 1).sum().backward()
+    expected = np.zeros((1, 2, 18, 17))
+    expected[:, :, 16:, 15:] = 1                       # the bottom-right pixel of each of the 2x2 windows
+    assert_close(x.grad, expected, rtol=0, atol=0)
+
+
+def test_max_pool2d_empty_batch_or_channels(device):
+    for shape in ((0, 3, 7, 7), (2, 0, 7, 7)):
+        x = make(np.zeros(shape), device, requires_grad=True)
+        y = F.max_pool2d(x, 3, 2)
+        assert y.shape == shape[:2] + (3, 3)
+        y.sum().backward()
+        assert x.grad.shape == shape
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

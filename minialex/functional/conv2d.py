@@ -29,6 +29,7 @@ On the GPU (float32 CuPy arrays) the same maths runs in our own CUDA kernels,
 stored), through ``minialex/cuda/kernels.py``; see ``_conv2d_cuda`` below.
 """
 import contextlib
+import contextvars
 import os
 
 from .. import backend
@@ -68,14 +69,17 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
 
     if use_cuda_kernels(x):
         return _conv2d_cuda(x, weight, bias, stride, padding, G)
-    y, saved = _forward(x.data, weight.data, stride, padding, G)      # (N, O, OH, OW)
+    algorithm = current_algorithm()                  # the backward uses the forward's choice, whatever the
+    y, saved = _forward(x.data, weight.data, stride, padding, G, algorithm)    # setting is by then
     if bias is not None:
-        y += bias.data.reshape(1, O, 1, 1)
+        y += bias.data.reshape(1, O, 1, 1)                                 # (N, O, OH, OW)
+    if not weight.requires_grad:
+        saved = None                                                       # only the weight gradient needs it
 
     def backward(g):
         dx = dw = db = None
         if x.requires_grad:
-            dx = _data_grad(g, weight.data, x.shape, stride, padding, G)   # (N, C, H, W)
+            dx = _data_grad(g, weight.data, x.shape, stride, padding, G, algorithm)   # (N, C, H, W)
         if weight.requires_grad:
             dw = _weight_grad(g, saved, weight.shape, G)                   # (O, C/G, kH, kW)
         if bias is not None and bias.requires_grad:
@@ -88,27 +92,39 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
 
 # ----------------------------------------------------------------------------- algorithms
 ALGORITHMS = ("auto", "im2col", "winograd")
-_algorithm = [os.environ.get("MINIALEX_CONV_ALGORITHM", "auto")]
+_algorithm = contextvars.ContextVar("minialex_conv_algorithm", default=None)   # per thread / async task
+
+
+def current_algorithm():
+    """The algorithm in force: the innermost ``conv_algorithm`` block, else MINIALEX_CONV_ALGORITHM, else "auto"."""
+    name = _algorithm.get()
+    if name is None:
+        name = os.environ.get("MINIALEX_CONV_ALGORITHM", "auto")
+        if name not in ALGORITHMS:
+            raise ValueError(f"conv2d: MINIALEX_CONV_ALGORITHM={name!r} is not one of {', '.join(ALGORITHMS)}")
+    return name
 
 
 @contextlib.contextmanager
 def conv_algorithm(name):
-    """Use one convolution algorithm inside a ``with`` block (CPU path; the GPU has its own kernels):
+    """Use one convolution algorithm for the convolutions computed inside a ``with`` block (their
+    backward passes keep it, wherever they run). It applies to NumPy arrays, and to CuPy arrays that
+    do not take our CUDA kernels (float64, or MINIALEX_CUDA_KERNELS=0):
 
-    * ``"auto"`` (the default): Winograd F(2x2, 3x3) for 3x3 stride-1 layers with enough channels and
-      images to profit (``WINOGRAD_MIN_CHANNELS``, ``WINOGRAD_MIN_TILES``), im2col for the rest;
+    * ``"auto"`` (the default): Winograd F(2x2, 3x3) for 3x3 stride-1 layers on NumPy arrays with enough
+      channels and images to profit (``WINOGRAD_MIN_CHANNELS``, ``WINOGRAD_MIN_TILES``), im2col elsewhere;
     * ``"im2col"``: im2col + one matrix product everywhere, and col2im for every data gradient: the
       plain textbook path;
     * ``"winograd"``: Winograd wherever it applies (3x3, stride 1), im2col elsewhere.
-    The environment variable ``MINIALEX_CONV_ALGORITHM`` sets the default for a whole run."""
+    The environment variable ``MINIALEX_CONV_ALGORITHM`` sets the default for a whole run. The setting
+    belongs to the thread (a ``contextvars`` variable): a block in one thread does not change another's."""
     if name not in ALGORITHMS:
         raise ValueError(f"conv_algorithm: unknown algorithm {name!r}; choose one of {', '.join(ALGORITHMS)}")
-    previous = _algorithm[0]
-    _algorithm[0] = name
+    token = _algorithm.set(name)
     try:
         yield
     finally:
-        _algorithm[0] = previous
+        _algorithm.reset(token)
 
 
 # Below these sizes Winograd's transforms cost more than its products save (measured on AlexNet's and the
@@ -119,24 +135,21 @@ WINOGRAD_MIN_CHANNELS = 16   # per group, in and out
 WINOGRAD_MIN_TILES = 256     # 2x2 output tiles over the batch: N * ceil(OH / 2) * ceil(OW / 2)
 
 
-def _use_winograd(x, w, stride, padding, G):
-    """Whether ``_forward`` takes Winograd for input array x (N, C, H, W) and weights w (O, C/G, kH, kW)."""
-    name = _algorithm[0]
-    if name not in ALGORITHMS:
-        raise ValueError(f"conv2d: MINIALEX_CONV_ALGORITHM={name!r} is not one of {', '.join(ALGORITHMS)}")
-    if name == "im2col" or not winograd.applies(w.shape[2:], stride):
+def _use_winograd(x, w_shape, stride, padding, G, algorithm):
+    """Whether ``algorithm`` takes Winograd for input array x (N, C, H, W) and weights of w_shape (O, C/G, kH, kW)."""
+    if algorithm == "im2col" or not winograd.applies(w_shape[2:], stride):
         return False
-    if name == "winograd":
+    if algorithm == "winograd":
         return True
     N, _, H, W = x.shape
     TH, TW = winograd.tile_counts(H + 2 * padding[0] - 2, W + 2 * padding[1] - 2)
-    return (backend.xp_of(x).__name__ == "numpy" and min(w.shape[0] // G, w.shape[1]) >= WINOGRAD_MIN_CHANNELS
+    return (backend.xp_of(x).__name__ == "numpy" and min(w_shape[0] // G, w_shape[1]) >= WINOGRAD_MIN_CHANNELS
             and N * TH * TW >= WINOGRAD_MIN_TILES)
 
 
-def _forward(x, w, stride, padding, G):
+def _forward(x, w, stride, padding, G, algorithm):
     """x (N, C, H, W), w (O, C/G, kH, kW) arrays -> (y (N, O, OH, OW), what the weight gradient needs)."""
-    if _use_winograd(x, w, stride, padding, G):
+    if _use_winograd(x, w.shape, stride, padding, G, algorithm):
         y, V = winograd.conv2d(x, w, padding, G)                   # see winograd.py
         return y, ("winograd", V)
     xp = backend.xp_of(x)
@@ -150,7 +163,7 @@ def _forward(x, w, stride, padding, G):
     return y.reshape(N, O, OH, OW), ("im2col", cols)
 
 
-def _data_grad(g, w, x_shape, stride, padding, G):
+def _data_grad(g, w, x_shape, stride, padding, G, algorithm):
     """dL/dx (N, C, H, W) from g = dL/dy (N, O, OH, OW).
 
     At stride 1 (and padding < kernel) the data gradient is itself a convolution,
@@ -160,15 +173,15 @@ def _data_grad(g, w, x_shape, stride, padding, G):
     columns' gradient W^T @ g is scattered back by col2im (for a 5x5 layer the convolution route
     would im2col the padded gradient, O/C times larger than these columns: 2.4 GB for conv2 at batch 128)."""
     xp = backend.xp_of(g)
-    N, C, H, W = x_shape
+    N, C = x_shape[:2]
     O, Cg, kH, kW = w.shape
     Og = O // G
-    (sH, sW), (pH, pW) = stride, padding
-    if (sH, sW) == (1, 1) and pH < kH and pW < kW:
+    pH, pW = padding
+    flipped_padding = (kH - 1 - pH, kW - 1 - pW)
+    if pH < kH and pW < kW and _use_winograd(g, (C, Og, kH, kW), stride, flipped_padding, G, algorithm):
         w_t = w.reshape(G, Og, Cg, kH, kW)[:, :, :, ::-1, ::-1].transpose(0, 2, 1, 3, 4)  # (G, C/G, O/G, kH, kW)
         w_t = xp.ascontiguousarray(w_t).reshape(C, Og, kH, kW)                         # filters of dx's channels
-        if _use_winograd(g, w_t, stride, (kH - 1 - pH, kW - 1 - pW), G):
-            return _forward(g, w_t, stride, (kH - 1 - pH, kW - 1 - pW), G)[0]
+        return winograd.conv2d(g, w_t, flipped_padding, G)[0]                         # stride 1, as applies() says
     OH, OW = g.shape[2:]
     gY = g.reshape(N, G, Og, OH * OW)                       # (N, G, O/G, L)
     Wm = w.reshape(G, Og, Cg * kH * kW)                     # (G, O/G, K)

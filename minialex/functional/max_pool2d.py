@@ -21,11 +21,17 @@ so kernel offset k = i*kW + j sees, at every output (oh, ow) at once,
 a contiguous slice of the flattened plane, shifted by d_k = (i // sH) * Wq + j // sW (computed on
 the planes' (Hq, Wq) grid; the outputs past (OH, OW) are dropped). The forward takes the running
 maximum over k = 0 .. kH*kW-1 and records which offset last raised it strictly:
-    m_k = v_k > max(v_0, ..., v_{k-1}),     argmax = max_k k * m_k     (N, C, Hq, Wq), uint8,
-the first maximum (a later equal value does not raise it). The backward routes g plane by plane,
+    m_k = v_k > max(v_0, ..., v_{k-1}),     argmax = max_k k * m_k     (N, C, Hq, Wq),
+uint8 (int32 when kH*kW > 256): the first maximum, as a later equal value does not raise it. The
+backward routes g plane by plane,
     dP[i % sH, j % sW] (shifted by d_k) += g * (argmax == k),
-and interleaves the planes into dx. A NaN makes the output NaN (np.maximum), and as no comparison
-with NaN holds, its gradient goes where the running maximum was when the first NaN came.
+and interleaves the planes into dx.
+
+Where this differs from PyTorch and from kernels/maxpool.cu (both send the gradient to the NaN, or
+to the first real pixel): a NaN makes the output NaN (np.maximum), but as no comparison with NaN
+holds, its gradient goes where the running maximum was when the first NaN came (to the NaN itself
+only when it is at offset 0); a window that is all -inf and starts in the padding sends its gradient
+to the padding, i.e. nowhere.
 
 On the GPU (float32 CuPy arrays): ``kernels/maxpool.cu``, a forward that stores the argmax
 and a deterministic backward that gathers per input pixel (no atomics).
@@ -65,6 +71,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     if use_cuda_kernels(x):
         return _max_pool2d_cuda(x, (kH, kW), (sH, sW), (pH, pW), ceil_mode)
     xp = x.xp
+    if x.data.size == 0:                                # no samples or no channels: nothing to pool
+        return Tensor.from_op(xp.empty((N, C, OH, OW), dtype=x.dtype), (x,),
+                              lambda g: (xp.zeros(x.shape, dtype=g.dtype),), "max_pool2d")
     Hq = -(-max(pH + H, (OH - 1) * sH + kH) // sH)     # the planes hold x and all the windows
     Wq = -(-max(pW + W, (OW - 1) * sW + kW) // sW)
 
@@ -81,8 +90,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
                      (slice(None), slice(0, pc.start)), (slice(None), slice(pc.stop, Wq))):
             if len(range(Hq)[r]) and len(range(Wq)[c]):
                 pads.append((p, q, Ellipsis, r, c))
-    K = kH * kW                                         # offset k = i*kW + j: (p, q, shift d_k)
-    offsets = [(i % sH, j % sW, (i // sH) * Wq + j // sW) for i in range(kH) for j in range(kW)]
+    K = kH * kW
+    offsets = [(i % sH, j % sW, (i // sH) * Wq + j // sW)  # offset k = i*kW + j: its plane (p, q), shift d_k
+               for i in range(kH) for j in range(kW)]
     shift = offsets[-1][2]                              # the largest d_k
     code = xp.uint8 if K <= 256 else xp.int32
     ks = xp.arange(K, dtype=code)[:, None]

@@ -39,6 +39,7 @@ reproduces im2col-only runs bit for bit); over seeds 0-3 of the main job both ga
 from .. import backend
 
 # The matrices, for the docstring's formulas and the tests; the code below spells each product out.
+# G is the paper's name for the filter transform (conv2d.py's G, the number of groups, is ``groups`` here).
 B_T = ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1))
 G = ((1, 0, 0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0, 0, 1))
 A_T = ((1, 1, 1, 0), (0, 1, -1, -1))
