@@ -411,6 +411,32 @@ def test_loader_reproducible_per_epoch():
     assert not same(e3, epoch_batches(4))
 
 
+def test_loader_start_batch_skips_loading_and_keeps_the_rest_identical():
+    class Counting(NumberedRGB):
+        loads = 0
+
+        def load(self, i):
+            Counting.loads += 1
+            return super().load(i)
+
+    def epoch_batches(start, prefetch):
+        loader = DataLoader(Counting(10, random_pipeline()), 3, shuffle=True, seed=2, prefetch=prefetch)
+        loader.set_epoch(5, start_batch=start)
+        Counting.loads = 0
+        return collect(loader), Counting.loads
+
+    full, full_loads = epoch_batches(0, 2)
+    assert full_loads == 10
+    for prefetch in (0, 2):
+        rest, loads = epoch_batches(2, prefetch)
+        assert loads == 4                                   # batches 2 and 3 only (3 + 1 samples)
+        assert len(rest) == 2 and all(np.array_equal(xa, xb) and np.array_equal(ya, yb)
+                                      for (xa, ya), (xb, yb) in zip(rest, full[2:]))
+    assert epoch_batches(4, 0) == ([], 0)                  # past the end: nothing
+    with pytest.raises(ValueError, match="start_batch must be >= 0, got -1"):
+        DataLoader(Numbered(), 2).set_epoch(0, start_batch=-1)
+
+
 def test_loader_errors_and_shapes():
     class Boom:
         def __call__(self, img, rng):

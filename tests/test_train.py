@@ -115,6 +115,25 @@ def test_ctrl_c_mid_epoch_saves_and_resume_equals_uninterrupted(tmp_path):
     assert resumed.history[-1]["train_loss"] == straight.history[-1]["train_loss"]
 
 
+def test_each_epoch_trains_the_loaders_batches_in_order(tmp_path):
+    """Also after a mid-epoch resume: the batches trained are the loader's, none skipped or repeated."""
+    seen = []
+
+    class Recording(CtrlCAt):
+        def train_step(self, x, y):
+            seen.append((self.epoch, self.batch, y.copy()))
+            return super().train_step(x, y)
+
+    assert Recording(tiny(tmp_path), progress=False).fit() == "interrupted"
+    resumed = Recording.resume(tmp_path / "run", progress=False)   # at (1, 2): past the Ctrl-C at (1, 1)
+    assert resumed.fit() == "finished"
+    assert [(e, b) for e, b, _ in seen] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    for epoch in (0, 1):
+        resumed.train_loader.set_epoch(epoch)
+        expected = [y for _, y in resumed.train_loader][:3]
+        assert all(np.array_equal(y, want) for (e, _, y), want in zip([s for s in seen if s[0] == epoch], expected))
+
+
 class NaNAt(Trainer):
     def train_step(self, x, y):
         if self.epoch == 1 and self.batch == 1:

@@ -105,6 +105,10 @@ class DataLoader:
     by batch in order, one child generator per sample is spawned from it
     (``Generator.spawn``). So epoch ``e`` is identical whether or not earlier
     epochs ran in this process, and whatever the prefetch setting.
+    ``set_epoch(e, start_batch=k)`` starts the next iteration at batch ``k`` of
+    that order (resuming mid-epoch): batches 0..k-1 are not loaded (their
+    generators are still spawned, which costs nothing), and the batches that
+    follow are exactly those of a full pass.
 
     ``prefetch=k > 0``: a daemon worker thread fills a queue up to ``k``
     batches ahead. An exception in the worker is re-raised in the consumer
@@ -130,11 +134,16 @@ class DataLoader:
         self.drop_last = bool(drop_last)
         self.prefetch = int(prefetch)
         self.epoch = 0
+        self.start_batch = 0
         self.skipped = []
 
-    def set_epoch(self, epoch):
-        """Choose the epoch whose order and random transforms the next iteration uses."""
+    def set_epoch(self, epoch, start_batch=0):
+        """Choose the epoch whose order and random transforms the next iteration uses, and the batch
+        of that order it starts at (0: the whole epoch)."""
+        if int(start_batch) < 0:
+            raise ValueError(f"start_batch must be >= 0, got {start_batch}")
         self.epoch = int(epoch)
+        self.start_batch = int(start_batch)
 
     def __len__(self):
         n = len(self.dataset)
@@ -142,8 +151,8 @@ class DataLoader:
             return n // self.batch_size
         return (n + self.batch_size - 1) // self.batch_size
 
-    def _batches(self, epoch, skipped):
-        """Generate the batches of ``epoch`` (in the worker thread if prefetching).
+    def _batches(self, epoch, start, skipped):
+        """Generate the batches of ``epoch`` from batch ``start`` on (in the worker thread if prefetching).
 
         Indices of samples the dataset skipped are appended to ``skipped``.
         """
@@ -152,7 +161,9 @@ class DataLoader:
         order = epoch_rng.permutation(n) if self.shuffle else np.arange(n)
         for b in range(len(self)):
             indices = order[b * self.batch_size:(b + 1) * self.batch_size]
-            sample_rngs = epoch_rng.spawn(len(indices))  # needs NumPy >= 1.25
+            sample_rngs = epoch_rng.spawn(len(indices))  # needs NumPy >= 1.25; spawned even when skipped,
+            if b < start:                                # so later batches get the same generators
+                continue
             images, labels, kept = [], [], []
             for index, rng in zip(indices, sample_rngs):
                 sample = self.dataset.get(int(index), rng)
@@ -167,7 +178,7 @@ class DataLoader:
 
     def __iter__(self):
         self.skipped = []
-        batches = self._batches(self.epoch, self.skipped)  # epoch fixed now, not when first run
+        batches = self._batches(self.epoch, self.start_batch, self.skipped)  # fixed now, not when first run
         if self.prefetch == 0:
             return batches
         return _Prefetcher(batches, self.prefetch)

@@ -11,7 +11,10 @@ What a run directory holds (``TrainConfig.out``):
 Exact resume: the data order and augmentation of epoch e come from ``(seed, e)`` alone (see
 ``minialex.data.loader``), dropout draws from minialex's generator whose state is checkpointed, and
 the optimiser's velocity and the schedule are restored. So a run stopped (Ctrl-C, or fewer --epochs)
-and resumed ends with exactly the weights of an uninterrupted run.
+and resumed ends with exactly the weights of an uninterrupted run. A mid-epoch resume starts the
+loader at the saved batch (``set_epoch(e, start_batch=b)``), without loading the batches before it.
+(The position counts the batches trained; a batch whose every sample the dataset skipped is not
+yielded, so after one of those the resume starts a batch early and trains one batch twice.)
 
 Ctrl-C: the first one finishes the current batch, saves a checkpoint at that position and stops; a
 second one aborts at once. A NaN or infinite loss stops the run before the bad update is applied;
@@ -249,17 +252,15 @@ class Trainer:
         """Train from (self.epoch, self.batch) to the end of the epoch, or until a stop is requested."""
         config, loader = self.config, self.train_loader
         total = self._batches_this_epoch(loader)
-        loader.set_epoch(self.epoch)
+        loader.set_epoch(self.epoch, start_batch=self.batch)   # resuming mid-epoch: the rest of its order
         self.model.train()
         bar = _progress(total=total, initial=self.batch, desc=f"epoch {self.epoch + 1}", leave=False,
                         unit="batch", disable=bar_disable)
         start = time.perf_counter()
         try:
-            for b, (x, y) in enumerate(loader):
+            for b, (x, y) in enumerate(loader, start=self.batch):
                 if b >= total or self.stop_requested:
                     break
-                if b < self.batch:          # resuming mid-epoch: the loader replays the epoch's order
-                    continue
                 try:
                     loss = self.train_step(x, y)
                 except NonFiniteLossError as exc:
