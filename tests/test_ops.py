@@ -170,18 +170,24 @@ def test_max_pool2d_forward_and_argmax(device, dtype, kind, shape, kernel, strid
     x = tie_free(*shape)
     y_ref, arg = cached(("pool", shape, kernel, stride, padding, ceil_mode),
                         lambda: reference.max_pool2d(x, kernel, stride, padding, ceil_mode))
+    _assert_pool_matches(x, y_ref, arg, device, kind, dtype, kernel, stride, padding, ceil_mode)
+
+
+def _assert_pool_matches(x, y_ref, arg, device, kind, dtype, *pool_args):
+    """F.max_pool2d(x, *pool_args) equals y_ref exactly, and a random output gradient lands on the
+    reference's argmax (flat indices into each (H, W) plane), summed where windows share it."""
     t = make(x, device, kind, dtype, requires_grad=True)
-    y = F.max_pool2d(t, kernel, stride, padding, ceil_mode)
+    y = F.max_pool2d(t, *pool_args)
     assert y.shape == y_ref.shape and y.dtype == dtype
     assert_close(y, y_ref, rtol=0, atol=0)
     g = randn(*y_ref.shape, seed=5)
     y.backward(g.astype(dtype))
-    N, C, H, W = shape
+    N, C, H, W = x.shape
     expected = np.zeros((N, C, H * W))
     for n in range(N):
         for c in range(C):
             np.add.at(expected[n, c], arg[n, c].ravel(), g[n, c].ravel())
-    assert_close(t.grad, expected.reshape(shape), **TOL[dtype])
+    assert_close(t.grad, expected.reshape(x.shape), **TOL[dtype])
 
 
 def test_max_pool2d_output_sizes():
@@ -236,17 +242,7 @@ def test_max_pool2d_ties_go_to_the_first_maximum(device, dtype, shape, kernel, s
     reference's strict ">" scan; a later equal value (last-max rule) or a column-major scan fails."""
     x = np.random.default_rng(7).integers(-2, 3, size=shape).astype(np.float64)
     y_ref, arg = reference.max_pool2d(x, kernel, stride, padding, ceil_mode)
-    t = make(x, device, "strided", dtype, requires_grad=True)
-    y = F.max_pool2d(t, kernel, stride, padding, ceil_mode)
-    assert_close(y, y_ref, rtol=0, atol=0)
-    g = randn(*y_ref.shape, seed=5)
-    y.backward(g.astype(dtype))
-    N, C, H, W = shape
-    expected = np.zeros((N, C, H * W))
-    for n in range(N):
-        for c in range(C):
-            np.add.at(expected[n, c], arg[n, c].ravel(), g[n, c].ravel())
-    assert_close(t.grad, expected.reshape(shape), **TOL[dtype])
+    _assert_pool_matches(x, y_ref, arg, device, "strided", dtype, kernel, stride, padding, ceil_mode)
 
 
 # ============================================================================= local_response_norm
