@@ -15,6 +15,7 @@ after saving a checkpoint.
 import argparse
 import sys
 
+from .functional.conv2d import ALGORITHMS
 from .models import VARIANTS
 from .models.alexnet import INITS
 from .train.config import DATASETS, PARAM_GROUPS, SCHEDULES, TrainConfig
@@ -140,6 +141,11 @@ def _add_train(sub):
                    help=f"batches loaded ahead in a background thread (0: none) [default: {D.prefetch}]")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="tqdm progress bars (default: when stderr is a terminal)")
+    g.add_argument("--conv-algorithm", choices=ALGORITHMS, default=None,
+                   help="CPU convolutions: auto (Winograd F(2x2,3x3) for 3x3 stride-1 layers where it pays, "
+                        "im2col elsewhere), im2col (the textbook path everywhere), winograd (wherever it "
+                        "applies); the run records it, as its float32 rounding differs "
+                        "[default: $MINIALEX_CONV_ALGORITHM, else auto]")
     _add_threads(g)
     p.set_defaults(func=cmd_train)
 

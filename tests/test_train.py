@@ -134,6 +134,38 @@ def test_each_epoch_trains_the_loaders_batches_in_order(tmp_path):
         assert all(np.array_equal(y, want) for (e, _, y), want in zip([s for s in seen if s[0] == epoch], expected))
 
 
+def test_the_conv_algorithm_is_recorded_used_and_kept_on_resume(tmp_path, monkeypatch):
+    from minialex.functional import winograd
+    calls = []
+    original = winograd.conv2d
+    monkeypatch.setattr(winograd, "conv2d", lambda *a: calls.append(a[1].shape) or original(*a))
+    monkeypatch.setenv("MINIALEX_CONV_ALGORITHM", "winograd")      # the default comes from the environment
+    trainer = Trainer(tiny(tmp_path, epochs=1, max_batches=1), progress=False)
+    assert trainer.config.conv_algorithm == "winograd"
+    trainer.fit()
+    assert calls                                                     # the mini net's 3x3 layers took it
+    assert load_checkpoint(tmp_path / "run")["meta"]["train"]["conv_algorithm"] == "winograd"
+    monkeypatch.delenv("MINIALEX_CONV_ALGORITHM")
+    calls.clear()
+    resumed = Trainer.resume(tmp_path / "run", epochs=2, progress=False)
+    assert resumed.config.conv_algorithm == "winograd"               # the run's, not the environment's "auto"
+    with pytest.raises(ConfigError, match="--conv-algorithm im2col differs from the checkpoint's winograd"):
+        Trainer.resume(tmp_path / "run", conv_algorithm="im2col")
+    Trainer(tiny(tmp_path, "plain", epochs=1, max_batches=1, conv_algorithm="im2col"), progress=False).fit()
+    assert calls == []
+    with pytest.raises(ConfigError, match="--conv-algorithm 'fast' is not one of: auto, im2col, winograd"):
+        Trainer(tiny(tmp_path, "bad", conv_algorithm="fast"))
+    monkeypatch.setenv("MINIALEX_CONV_ALGORITHM", "fast")
+    with pytest.raises(ConfigError, match="MINIALEX_CONV_ALGORITHM='fast' is not one of"):
+        Trainer(tiny(tmp_path, "bad-env"))
+
+
+def test_checkpoints_from_before_the_setting_resume_with_im2col():
+    settings = TrainConfig().to_dict()
+    del settings["conv_algorithm"]
+    assert TrainConfig.from_dict(settings).conv_algorithm == "im2col"
+
+
 class NaNAt(Trainer):
     def train_step(self, x, y):
         if self.epoch == 1 and self.batch == 1:

@@ -15,7 +15,7 @@ One op per file, forward and backward side by side:
     + - * / ** exp log   elementwise.py;  sum, mean in reduce.py;  matmul in matmul.py
 """
 from .adaptive_avg_pool2d import adaptive_avg_pool2d
-from .conv2d import conv2d, conv_algorithm
+from .conv2d import conv2d, conv_algorithm, current_algorithm
 from .cross_entropy import cross_entropy
 from .dropout import dropout
 from .elementwise import add, div, exp, log, mul, neg, pow, sub
@@ -28,6 +28,6 @@ from .relu import relu
 from .shape import flatten, getitem, permute, reshape, transpose
 from .softmax import log_softmax, softmax
 
-__all__ = ["adaptive_avg_pool2d", "add", "conv2d", "conv_algorithm", "cross_entropy", "div", "dropout", "exp", "flatten",
+__all__ = ["adaptive_avg_pool2d", "add", "conv2d", "conv_algorithm", "current_algorithm", "cross_entropy", "div", "dropout", "exp", "flatten",
            "getitem", "linear", "local_response_norm", "log", "log_softmax", "matmul", "max_pool2d", "mean",
            "mul", "neg", "permute", "pow", "relu", "reshape", "softmax", "sub", "sum", "transpose"]

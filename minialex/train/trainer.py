@@ -133,6 +133,11 @@ class Trainer:
 
     def __init__(self, config, checkpoint=None, progress=None):
         self.config = config.validate()
+        if config.conv_algorithm is None:          # recorded, so that --resume keeps it
+            try:
+                config.conv_algorithm = F.current_algorithm()
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         self.progress = progress        # None: bars when stderr is a terminal; False: never
         if config.device == "cuda":
             try:
@@ -330,7 +335,7 @@ class Trainer:
         epochs_bar = _progress(total=config.epochs, initial=self.epoch, desc="epochs", unit="epoch",
                                disable=bar_disable)
         try:
-            with _stop_on_sigint(self):
+            with _stop_on_sigint(self), F.conv_algorithm(config.conv_algorithm):
                 while self.epoch < config.epochs:
                     self.train_epoch(bar_disable)
                     if not self.stop_requested:
