@@ -84,12 +84,6 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
         rows, cols = len(range(r, H, sH)), len(range(c, W, sW))
         return (slice(r, H, sH), slice(c, W, sW)), (slice(a, a + rows), slice(b, b + cols))
     phases = [(p, q) + phase(p, q) for p in range(sH) for q in range(sW)]
-    pads = []                                           # the rest of the planes: -inf
-    for p, q, _, (pr, pc) in phases:
-        for r, c in ((slice(0, pr.start), slice(None)), (slice(pr.stop, Hq), slice(None)),
-                     (slice(None), slice(0, pc.start)), (slice(None), slice(pc.stop, Wq))):
-            if len(range(Hq)[r]) and len(range(Wq)[c]):
-                pads.append((p, q, Ellipsis, r, c))
     K = kH * kW
     offsets = [(i % sH, j % sW, (i // sH) * Wq + j // sW)  # offset k = i*kW + j: its plane (p, q), shift d_k
                for i in range(kH) for j in range(kW)]
@@ -102,11 +96,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     def pool(s):                                        # s: a slice of the batch
         xs = x.data[s]
         n = xs.shape[0]
-        planes = xp.empty((sH, sW, n, C, Hq, Wq), dtype=x.dtype)
+        planes = xp.full((sH, sW, n, C, Hq, Wq), -xp.inf, dtype=x.dtype)   # -inf where x does not reach
         for p, q, (xr, xc), (pr, pc) in phases:
             planes[p, q, :, :, pr, pc] = xs[:, :, xr, xc]
-        for region in pads:
-            planes[region] = -xp.inf
         flat = planes.reshape(sH, sW, -1)
         L = flat.shape[2] - shift                       # grid points that all offsets reach
         top = xp.empty(flat.shape[2], dtype=x.dtype)
