@@ -15,7 +15,7 @@ after saving a checkpoint.
 import argparse
 import sys
 
-from .functional.conv2d import ALGORITHMS
+from .functional.conv2d import ALGORITHMS, current_algorithm
 from .models import VARIANTS
 from .models.alexnet import INITS
 from .train.config import DATASETS, PARAM_GROUPS, SCHEDULES, TrainConfig
@@ -373,6 +373,10 @@ def main(argv=None):
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        try:                                    # every command may convolve: check the setting up front
+            current_algorithm()
+        except ValueError as exc:
+            raise UsageError(str(exc).replace("conv2d: ", "")) from None
         _set_threads(args)
         return args.func(args)
     except NonFiniteLossError as exc:

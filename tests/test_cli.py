@@ -11,9 +11,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(*args, cwd=None):
+def run(*args, cwd=None, **extra_env):
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               OPENBLAS_NUM_THREADS="1")          # steady when other work shares the cores
+               OPENBLAS_NUM_THREADS="1", **extra_env)          # steady when other work shares the cores
     return subprocess.run([sys.executable, "-m", "minialex", *args], capture_output=True, text=True,
                           cwd=cwd or ROOT, env=env, timeout=300)
 
@@ -25,6 +25,13 @@ def assert_one_line_error(result, *needles):
     assert len(lines) == 1, result.stderr
     for needle in needles:
         assert needle in lines[0], lines[0]
+
+
+def test_bad_conv_algorithm_setting_is_a_one_line_error_for_every_command(tmp_path):
+    for args in (("train", "--out", str(tmp_path / "run")), ("summary",), ("eval", "--checkpoint", str(tmp_path))):
+        assert_one_line_error(run(*args, MINIALEX_CONV_ALGORITHM="fast"),
+                              "MINIALEX_CONV_ALGORITHM='fast' is not one of auto, im2col, winograd")
+    assert not (tmp_path / "run").exists()
 
 
 def test_help_explains_every_flag():
