@@ -43,7 +43,10 @@ def _missing_packages():
 
 def _kernel_env():
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    fake_cupy = str(REPO / "tests" / "fake_cupy")   # the notebooks show what a user sees: no CuPy stand-in
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
+                                                       if p and p != fake_cupy])
+    env.pop("MINIALEX_FAKE_CUPY", None)
     env["MPLBACKEND"] = "Agg"
     env.pop("DISPLAY", None)
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -301,17 +301,40 @@ const char* signature(void (*)(A...)) {
     return sig;
 }
 
+// One letter per parameter for what a pointer points at (f float, i int, l long long, b bool or
+// unsigned char, ? other) and '-' for a value: the CuPy stand-in checks array dtypes with it.
+template <class T> constexpr char pointee_code() {
+    using U = std::remove_cv_t<T>;
+    if constexpr (!std::is_pointer_v<U>) return '-';
+    else {
+        using P = std::remove_cv_t<std::remove_pointer_t<U>>;
+        if constexpr (std::is_same_v<P, float>) return 'f';
+        else if constexpr (std::is_same_v<P, int>) return 'i';
+        else if constexpr (std::is_same_v<P, long long> || std::is_same_v<P, long>) return 'l';
+        else if constexpr (std::is_same_v<P, bool> || std::is_same_v<P, unsigned char>) return 'b';
+        else return '?';
+    }
+}
+
+template <class... A>
+const char* pointees(void (*)(A...)) {
+    static const char codes[] = {pointee_code<A>()..., '\0'};
+    return codes;
+}
+
 }  // namespace minialex_emu
 
 #define __syncthreads() ::minialex_emu::sync_block(__LINE__)
 
-// Export one kernel to ctypes: emu_launch_<name>(grid, block, shmem, args) and emu_signature_<name>().
+// Export one kernel to ctypes: emu_launch_<name>(grid, block, shmem, args), emu_signature_<name>()
+// and emu_pointees_<name>().
 #define MINIALEX_EMU_KERNEL(name)                                                               \
     extern "C" int emu_launch_##name(const unsigned* grid, const unsigned* block, size_t shmem, \
                                      void** args) {                                             \
         return ::minialex_emu::launch(name, grid, block, shmem, args);                          \
     }                                                                                           \
-    extern "C" const char* emu_signature_##name() { return ::minialex_emu::signature(name); }
+    extern "C" const char* emu_signature_##name() { return ::minialex_emu::signature(name); }  \
+    extern "C" const char* emu_pointees_##name() { return ::minialex_emu::pointees(name); }
 
 // Process-wide controls (this header is included by exactly one translation unit per library).
 extern "C" const char* emu_last_error() { return minialex_emu::state().error.c_str(); }

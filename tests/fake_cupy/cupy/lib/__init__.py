@@ -1,0 +1,2 @@
+"""``cupy.lib``: only ``stride_tricks`` (minialex's im2col views)."""
+from . import stride_tricks  # noqa: F401
