@@ -215,47 +215,17 @@ class Tensor:
                 raise ValueError(f"backward(): grad has shape {tuple(grad.shape)}, expected {self.shape}")
             grad = grad.astype(self.dtype, copy=False)
 
-        # Phase 1: topological order of the graph below self (iterative DFS: deep nets don't recurse).
-        # A node is marked when it is expanded, not when pushed: marking on push can emit a node
-        # before another path's node that also feeds it (x -> y; z = y + 3*y), losing that gradient.
-        order, seen, stack = [], set(), [(self, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                order.append(node)
-                continue
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            if node._freed:
-                raise RuntimeError(f"backward(): part of this graph ({node._op or 'a tensor'} output) was already "
-                                   "used and freed by an earlier backward(); pass retain_graph=True to it")
-            stack.append((node, True))
-            if node._ctx is not None:
-                for p in node._ctx[0]:
-                    if p.requires_grad and id(p) not in seen:
-                        stack.append((p, False))
-
-        # Phase 2: walk from self to the leaves, summing the gradients that reach each node.
-        grads = {id(self): grad}
-        handed_out = {id(grad)}  # arrays a leaf may not keep without a copy (the caller's, or another leaf's)
-        for node in reversed(order):
+        grads = {id(self): grad}                  # id(node) -> the gradient summed into it so far
+        held_elsewhere = {id(grad)}               # arrays a leaf may not keep without a copy
+        for node in reversed(_topological_order(self)):   # from self down to the leaves
             g = grads.pop(id(node), None)
             if g is None:
                 continue
-            if node._ctx is None:  # a leaf: accumulate like PyTorch
-                if node.grad is not None:
-                    node.grad += g
-                elif (isinstance(g, np.ndarray) and g.base is None and g.flags.writeable
-                      and g.dtype == node.dtype and id(g) not in handed_out):
-                    node.grad = g  # a fresh array nobody else holds: keep it (saves a copy of fc6's 150 MB)
-                else:
-                    node.grad = g.astype(node.dtype, copy=True)
-                handed_out.add(id(g))
+            if node._ctx is None:
+                _accumulate_leaf_grad(node, g, held_elsewhere)
                 continue
-            parents, fn = node._ctx
-            pgrads = fn(g)
-            for p, pg in zip(parents, pgrads):
+            parents, backward_fn = node._ctx
+            for p, pg in zip(parents, backward_fn(g)):    # the chain rule: one op's backward
                 if pg is None or not p.requires_grad:
                     continue
                 grads[id(p)] = grads[id(p)] + pg if id(p) in grads else pg
@@ -366,6 +336,53 @@ class Tensor:
         return self._cmp(other, lambda a, b: a >= b)
 
     __hash__ = object.__hash__  # tensors are graph nodes: hashed by identity
+
+
+def _topological_order(root):
+    """The nodes of the graph below ``root`` that need a gradient, each after all its inputs.
+
+    An iterative depth-first search (deep nets would overflow Python's recursion). A node is
+    marked when it is expanded, not when pushed: marking on push can emit a node before another
+    path's node that also feeds it (x -> y; z = y + 3*y), losing that gradient."""
+    order, seen, stack = [], set(), [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node._freed:
+            raise RuntimeError(f"backward(): part of this graph ({node._op or 'a tensor'} output) was already "
+                               "used and freed by an earlier backward(); pass retain_graph=True to it")
+        stack.append((node, True))
+        if node._ctx is not None:
+            for p in node._ctx[0]:
+                if p.requires_grad and id(p) not in seen:
+                    stack.append((p, False))
+    return order
+
+
+def _accumulate_leaf_grad(leaf, g, held_elsewhere):
+    """``leaf.grad += g`` (PyTorch's accumulation), or ``leaf.grad = g`` for the first gradient.
+
+    A fresh gradient array that nobody else holds is kept as it is instead of copied: that saves
+    a copy of fc6's 150 MB weight gradient every step, on the CPU and the GPU alike. An array
+    in ``held_elsewhere`` (the caller's seed gradient, or one already given to another leaf) is
+    copied; ``g`` joins that set either way."""
+    if leaf.grad is not None:
+        leaf.grad += g
+    elif _owns_its_memory(g) and g.dtype == leaf.dtype and id(g) not in held_elsewhere:
+        leaf.grad = g
+    else:
+        leaf.grad = g.astype(leaf.dtype, copy=True)
+    held_elsewhere.add(id(g))
+
+
+def _owns_its_memory(a):
+    """Whether ndarray ``a`` (NumPy or CuPy) is no view of another array and may be written."""
+    return a.base is None and (not isinstance(a, np.ndarray) or a.flags.writeable)
 
 
 def _F():

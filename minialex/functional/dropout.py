@@ -5,11 +5,16 @@ Training: each element is kept with probability 1 - p and scaled by 1 / (1 - p):
 Evaluation (training=False): y = x.
 The paper instead multiplies by (1 - p) = 0.5 at test time; both give the same
 expected activation, and inverted dropout leaves the test-time net untouched.
-The mask comes from minialex's generator, so ``minialex.manual_seed`` makes it reproducible.
+The mask is drawn from minialex's generator on the host (``minialex.manual_seed`` makes it
+reproducible) for every device, so a seed gives the same masks on the CPU and the GPU; on the GPU
+the mask is copied over as bytes and applied by the dropout_apply kernel (kernels/elementwise.cu).
 """
 import numbers
 
+import numpy as np
+
 from .. import backend
+from ..cuda import use_cuda_kernels
 from ..tensor import Tensor
 from ._checks import check_tensor
 
@@ -22,8 +27,17 @@ def dropout(x, p=0.5, training=True):
         return x
     if p == 1.0:
         mask = x.xp.zeros(x.shape, dtype=x.dtype)
-    else:
-        keep = backend.rng(x.device).random(x.shape, dtype=x.xp.float32) >= p   # (same shape as x)
-        mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
+        return Tensor.from_op(x.data * mask, (x,), lambda g: (g * mask,), "dropout")
+    keep = backend.rng().random(x.shape, dtype=np.float32) >= p        # m, bool (same shape as x), host
+    if use_cuda_kernels(x):
+        return _dropout_cuda(x, backend.to_device(keep.view(np.uint8), "cuda"), p)
+    mask = backend.to_device(keep, x.device).astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))  # m / (1-p)
     out = x.data * mask
     return Tensor.from_op(out, (x,), lambda g: (g * mask,), "dropout")
+
+
+def _dropout_cuda(x, keep, p):
+    """The same on float32 CuPy data: y = x * m / (1-p) and dL/dx = g * m / (1-p), one kernel each."""
+    from ..cuda import kernels as K
+    out = K.dropout(x.data, keep, p)
+    return Tensor.from_op(out, (x,), lambda g: (K.dropout(g, keep, p),), "dropout")

@@ -240,12 +240,12 @@ class Trainer:
         Raises NonFiniteLossError (before any update) when the loss is NaN or infinite.
         """
         logits = self.model(Tensor(x, device=self.config.device))
-        loss = F.cross_entropy(logits, y)
-        value = float(loss.item())
-        if not math.isfinite(value):
-            raise NonFiniteLossError(value)
+        loss = F.cross_entropy(logits, y)                 # y stays on the host: checked there, no sync
         self.optimizer.zero_grad()
         loss.backward()
+        value = float(loss.item())    # the step's one host sync; on a GPU the backward is queued by now
+        if not math.isfinite(value):
+            raise NonFiniteLossError(value)
         self.optimizer.step()
         return value
 
