@@ -16,7 +16,9 @@ group leaves out take the constructor's values. Caffe's recipe (biases: lr x2, n
 """
 import numbers
 
-from .. import backend
+import numpy as np
+
+from .. import backend, cuda
 from ..parallel import for_slices
 
 HYPER = ("lr", "momentum", "weight_decay")
@@ -37,6 +39,16 @@ def _update(w, g, v, lr, m, wd):
     if wd:
         v -= (wd * lr) * w
     w += v
+
+
+def _update_on_gpu(w, g, v, lr, m, wd):
+    """The same on CuPy arrays: one pass of the sgd_momentum kernel for contiguous float32
+    weights (kernels/elementwise.cu), else CuPy's generic code."""
+    if cuda.USE_KERNELS and w.dtype == np.float32 and w.flags.c_contiguous and v.flags.c_contiguous:
+        from ..cuda import kernels as K
+        K.sgd_momentum_(w, g, v, lr, m, wd)
+    else:
+        _update(w, g, v, lr, m, wd)
 
 
 class SGD:
@@ -97,7 +109,9 @@ class SGD:
                 v = self.velocity.get(id(p))
                 if v is None:                                   # v starts at 0
                     v = self.velocity[id(p)] = backend.xp_of(w).zeros_like(w)
-                if backend.is_cupy_array(w) or not (w.flags.c_contiguous and g.flags.c_contiguous and v.flags.c_contiguous):
+                if backend.is_cupy_array(w):
+                    _update_on_gpu(w, g, v, lr, m, wd)
+                elif not (w.flags.c_contiguous and g.flags.c_contiguous and v.flags.c_contiguous):
                     _update(w, g, v, lr, m, wd)
                 else:  # on the CPU: cache-sized pieces on all cores (see minialex/parallel.py)
                     wf, gf, vf = w.reshape(-1), g.reshape(-1), v.reshape(-1)
