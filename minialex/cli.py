@@ -168,6 +168,8 @@ def _add_eval(sub):
                    help="average the softmax over the paper's 10 views (4 corners + centre, and mirrors; "
                         "mirrors do not suit digits)")
     p.add_argument("--batch-size", type=_positive_int, default=100, metavar="N", help="images per batch")
+    p.add_argument("--max-batches", type=_positive_int, default=None, metavar="N",
+                   help="evaluate only the first N batches (a quick check; the line says how many images)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cpu or cuda")
     _add_threads(p)
     p.set_defaults(func=cmd_eval)
@@ -283,7 +285,9 @@ def cmd_eval(args):
         raise UsageError(f"the dataset's classes {list(test.classes)[:5]}... do not match the checkpoint's "
                          f"{meta['data']['classes'][:5]}...")
     correct1 = correct5 = n = 0
-    for x, y in DataLoader(test, args.batch_size):
+    for b, (x, y) in enumerate(DataLoader(test, args.batch_size)):
+        if args.max_batches is not None and b >= args.max_batches:
+            break
         probs = predict_scores(model, x, args.device, args.batch_size)
         correct1 += topk_correct(probs, y, 1)
         correct5 += topk_correct(probs, y, 5)
