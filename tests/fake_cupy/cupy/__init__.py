@@ -81,16 +81,10 @@ def _wrap(value):
 
 
 def _call(fn, *args, **kwargs):
-    args = _unwrap(args)
-    kwargs = {k: _unwrap(v, k) for k, v in kwargs.items()}
+    """``fn`` (a NumPy function or method) on the arrays inside fake arrays; the result wrapped."""
+    result = fn(*_unwrap(args), **{k: _unwrap(v, k) for k, v in kwargs.items()})
     out = kwargs.get("out")
-    result = fn(*args, **kwargs)
-    if out is not None and isinstance(result, _np.ndarray) and result is out:
-        return _wrap_out
-    return _wrap(result)
-
-
-_wrap_out = object()
+    return out if out is not None else _wrap(result)     # out=: the caller's array, written in place
 
 
 class _Flags:
