@@ -418,3 +418,33 @@ def test_hand_edited_training_state_is_one_clear_error_on_resume(tmp_path, finis
     edit_meta(path, edit)
     with pytest.raises(error, match=message):
         Trainer.resume(path, epochs=2, progress=False)
+
+
+# ----------------------------------------------------------------------------- ImageFolder data that cannot train
+def image_tree(root, classes, bad=()):
+    Image = pytest.importorskip("PIL.Image")
+    for split in ("train", "val"):
+        for name in classes[split]:
+            (root / split / name).mkdir(parents=True)
+            for k in range(2):
+                path = root / split / name / f"{k}.png"
+                if (split, name) in bad:
+                    path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
+                else:
+                    Image.new("RGB", (40, 40), (100 * k, 50, 0)).save(path)
+    return root
+
+
+def test_imagefolder_data_that_cannot_train_is_an_error_before_training(tmp_path):
+    from minialex.data import DatasetError
+    both = {"train": ["cat", "dog"], "val": ["cat", "dog"]}
+    folder = image_tree(tmp_path / "unreadable", both, bad={("train", "cat"), ("train", "dog")})
+    with pytest.raises(DatasetError, match=r"class directory .*train/cat: none of its 2 image files can be decoded"):
+        Trainer(tiny(tmp_path, dataset="imagefolder", data_path=str(folder)), progress=False)
+    folder = image_tree(tmp_path / "single", {"train": ["cat"], "val": ["cat"]})
+    with pytest.raises(DatasetError, match=r"single has a single class \('cat'\): a classifier needs at least two"):
+        Trainer(tiny(tmp_path, dataset="imagefolder", data_path=str(folder)), progress=False)
+    folder = image_tree(tmp_path / "differ", {"train": ["cat", "dog"], "val": ["cat", "dgo"]})
+    with pytest.raises(ConfigError, match=r"different classes: only in train: 'dog'; only in test: 'dgo'"):
+        Trainer(tiny(tmp_path, dataset="imagefolder", data_path=str(folder)), progress=False)
+    assert not (tmp_path / "run").exists()
