@@ -44,7 +44,11 @@ class CheckpointError(Exception):
 
 
 class DiskFullError(OSError):
-    """The disk (or quota) filled up while a checkpoint was written; the previous checkpoint is kept."""
+    """The disk (or quota) filled up while a checkpoint was written; the previous checkpoint is kept.
+    ``errno`` is ENOSPC or EDQUOT; the message (``strerror``) names the directory and the file."""
+
+    def __str__(self):
+        return self.strerror
 
 
 def _temp_pattern(path):
