@@ -11,7 +11,7 @@
 A user's mistake (a bad flag value, a missing path, a checkpoint that does not fit, a dataset's
 garbage files) prints one line ``minialex: error: ...`` and exits with status 2; no traceback. A NaN
 loss and a full disk exit with 1 (the last good checkpoint is kept), as does ``predict`` when some of
-its images could not be read (each is one line; the others are predicted); Ctrl-C exits with 130
+its images could not be read (each is one line; the others are predicted; 2 when none could); Ctrl-C exits with 130
 after saving a checkpoint. Warnings are one line each, ``minialex: warning: ...``.
 """
 import argparse
@@ -189,7 +189,8 @@ def _add_predict(sub):
                                    "white digit on a black background, roughly centred (MNIST); a dark digit "
                                    "on a light background is detected by its bright border and inverted, "
                                    "with a warning (see --invert). An image that cannot be read is one "
-                                   "error line; the others are still predicted, and the exit status is 1.")
+                                   "error line; the others are still predicted. Exit status: 0, 1 when some "
+                                   "images could not be read, 2 when none could.")
     _add_checkpoint(p)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument("--top", type=_positive_int, default=5, metavar="K", help="how many classes to list")
@@ -349,10 +350,9 @@ def cmd_predict(args):
         for path, p in zip(paths, probs):
             order = np.argsort(-p)[:args.top]
             print(path + ":  " + "  ".join(f"{classes[k]} {100 * p[k]:.1f}%" for k in order))
-    if failed:
+    if failed and len(args.images) > 1:
         print(f"minialex: error: {failed} of {len(args.images)} images could not be read", file=sys.stderr)
-        return 1
-    return 0
+    return 0 if not failed else 1 if images else 2      # 1: some predicted, some not; 2: none could be read
 
 
 def cmd_summary(args):
