@@ -448,3 +448,19 @@ def test_imagefolder_data_that_cannot_train_is_an_error_before_training(tmp_path
     with pytest.raises(ConfigError, match=r"different classes: only in train: 'dog'; only in test: 'dgo'"):
         Trainer(tiny(tmp_path, dataset="imagefolder", data_path=str(folder)), progress=False)
     assert not (tmp_path / "run").exists()
+
+
+class NaNAtOnce(Trainer):
+    def train_step(self, x, y):
+        self.model.layer("fc8").bias.data[:] = np.nan
+        return super().train_step(x, y)
+
+
+def test_config_json_agrees_with_the_checkpoint_after_a_failed_resume(tmp_path, capsys):
+    Trainer(tiny(tmp_path, epochs=1), progress=False).fit()
+    with pytest.raises(NonFiniteLossError):
+        NaNAtOnce.resume(tmp_path / "run", epochs=3, progress=False).fit()     # stops before any save
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["epochs"] == 1
+    capsys.readouterr()
+    Trainer.resume(tmp_path / "run", epochs=2, progress=False).fit()
+    assert "was edited" not in capsys.readouterr().out

@@ -3,7 +3,7 @@
 What a run directory holds (``TrainConfig.out``):
 
     checkpoint.npz      weights, optimiser velocity, schedule, epoch/batch position, RNG state, history
-    config.json         the run's settings (also inside the checkpoint)
+    config.json         a record of the settings of checkpoint.npz (which holds them too; config.json is not read)
     metrics.jsonl       one JSON line per epoch: train loss, test loss, top-1/top-5 error, lr, seconds
     curves.png          loss and error curves (needs matplotlib)
     conv1_filters.png   the learned conv1 kernels (the paper's Figure 3)
@@ -306,7 +306,13 @@ class Trainer:
     def save(self):
         path = save_checkpoint(self.out / CHECKPOINT, self.model.state_dict(), self.optimizer.state_dict(),
                                self.checkpoint_meta())
+        self._write_config_record()
         return path
+
+    def _write_config_record(self):
+        """config.json: the settings, rewritten with each checkpoint so that the two always agree (a
+        resume whose first epoch fails leaves both as they were)."""
+        (self.out / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
 
     # ------------------------------------------------------------------ one batch, one epoch
     def train_step(self, x, y):
@@ -413,7 +419,8 @@ class Trainer:
             return "complete"
         self.out.mkdir(parents=True, exist_ok=True)
         self._check_config_record()
-        (self.out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        if not (self.out / CHECKPOINT).exists():          # a new run; a resumed one rewrites it with its saves
+            self._write_config_record()
         images = f"{len(self.train_set)} train / {len(self.test_set)} test images"
         if config.max_batches is not None:
             used = [min(config.max_batches * config.batch_size, len(dataset))
