@@ -522,5 +522,5 @@ def test_image_folder_without_one_readable_image_in_a_class_is_an_error(tmp_path
                                            r"\(the first: cannot decode image .*cat/0.jpg"):
         ds.check_readable()
     Image.new("RGB", (8, 8)).save(tmp_path / "cat" / "9.png")
-    with pytest.warns(RuntimeWarning, match=r"skipping cannot decode image .*0.jpg"):
+    with pytest.warns(RuntimeWarning, match=r"skipping cannot decode image .*\d.jpg"):
         ImageFolder(tmp_path).check_readable()               # one good image per class is enough
