@@ -8,9 +8,11 @@
     python -m minialex visualize filters --checkpoint runs/...   # conv1 kernels as a PNG (the paper's Fig. 3)
     python -m minialex neighbors --checkpoint runs/...           # retrieval by fc7 distance (Fig. 4)
 
-A user's mistake (a bad flag value, a missing path, a checkpoint that does not fit) prints one line
-``minialex: error: ...`` and exits with status 2; no traceback. A NaN loss exits with 1, Ctrl-C with 130
-after saving a checkpoint.
+A user's mistake (a bad flag value, a missing path, a checkpoint that does not fit, a dataset's
+garbage files) prints one line ``minialex: error: ...`` and exits with status 2; no traceback. A NaN
+loss and a full disk exit with 1 (the last good checkpoint is kept), as does ``predict`` when some of
+its images could not be read (each is one line; the others are predicted; 2 when none could); Ctrl-C exits with 130
+after saving a checkpoint. Warnings are one line each, ``minialex: warning: ...``.
 """
 import argparse
 import sys
@@ -107,7 +109,9 @@ def _add_train(sub):
                    help=f"total number of epochs (a resumed run continues up to N) [default: {D.epochs}]")
     g.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
                    help=f"images per SGD step [default: {D.batch_size}]")
-    g.add_argument("--lr", type=_nonneg_float, default=None, help=f"learning rate [default: {D.lr}]")
+    g.add_argument("--lr", type=_nonneg_float, default=None,
+                   help=f"learning rate [default: {D.lr}]; on --resume: the lr from there on (the schedule "
+                        f"restarts from it)")
     g.add_argument("--momentum", type=_nonneg_float, default=None, help=f"momentum m in v <- m v - wd lr w - lr g "
                                                                         f"[default: {D.momentum}]")
     g.add_argument("--weight-decay", type=_nonneg_float, default=None, metavar="WD",
@@ -132,9 +136,12 @@ def _add_train(sub):
                    help="run directory [default: runs/<model>-<dataset>-<date-time>; a resumed run: its own]")
     g.add_argument("--resume", metavar="PATH", default=None,
                    help="continue the run in this directory (or checkpoint file) up to --epochs; it keeps its "
-                        "settings, so its final weights equal an uninterrupted run's")
-    g.add_argument("--max-batches", type=_positive_int, default=None, metavar="N",
-                   help="at most N batches per epoch, in training and in testing (quick trials)")
+                        "settings, so its final weights equal an uninterrupted run's. --lr, --schedule, "
+                        "--step-size, --gamma, --patience and --max-batches may be changed explicitly: the run "
+                        "says it is then no longer bit-exact, and config.json records the change")
+    g.add_argument("--max-batches", type=_nonneg_int, default=None, metavar="N",
+                   help="at most N batches per epoch, in training and in testing (quick trials); a resumed run "
+                        "keeps its limit: --max-batches N changes it, --max-batches 0 lifts it")
     g.add_argument("--log-interval", type=_nonneg_int, default=None, metavar="N",
                    help="also print the running loss every N batches (0: once per epoch) [default: 0]")
     g.add_argument("--prefetch", type=_nonneg_int, default=None, metavar="N",
@@ -177,10 +184,19 @@ def _add_eval(sub):
 
 def _add_predict(sub):
     p = sub.add_parser("predict", help="the top-5 classes of image files",
-                       description="Classify image files (PNG, JPEG, ...; needs Pillow) with a checkpoint.")
+                       description="Classify image files (PNG, JPEG, ...; needs Pillow) with a checkpoint. "
+                                   "Expected input: what the net was trained on. The digits net expects a "
+                                   "white digit on a black background, roughly centred (MNIST); a dark digit "
+                                   "on a light background is detected by its bright border and inverted, "
+                                   "with a warning (see --invert). An image that cannot be read is one "
+                                   "error line; the others are still predicted. Exit status: 0, 1 when some "
+                                   "images could not be read, 2 when none could.")
     _add_checkpoint(p)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument("--top", type=_positive_int, default=5, metavar="K", help="how many classes to list")
+    p.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
+                   help="digits only: invert black-on-white images to MNIST's white on black; auto (default): "
+                        "when the image's border is bright, saying so")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cpu or cuda")
     _add_threads(p)
     p.set_defaults(func=cmd_predict)
@@ -267,6 +283,8 @@ def cmd_train(args):
     status = trainer.fit()
     if status == "interrupted":
         return 130
+    if status == "complete":                # nothing to do: said so, with how to extend it
+        return 0
     print(f"done: {trainer.out}")
     return 0
 
@@ -303,17 +321,38 @@ def cmd_eval(args):
 def cmd_predict(args):
     import numpy as np
 
+    from .data import BadImageError
     from .train import load_model, predict_scores
-    from .train.data import load_image
+    from .train.data import bright_background, image_view, read_image
     _check_device(args.device)
     model, meta = load_model(args.checkpoint, args.device)
     spec, classes = meta["data"]["spec"], meta["data"]["classes"]
-    images = np.stack([load_image(path, spec) for path in args.images])    # (N, C, S, S)
-    probs = predict_scores(model, images, args.device)
-    for path, p in zip(args.images, probs):
-        order = np.argsort(-p)[:args.top]
-        print(path + ":  " + "  ".join(f"{classes[k]} {100 * p[k]:.1f}%" for k in order))
-    return 0
+    paths, images, failed = [], [], 0
+    for path in args.images:                     # a bad file is one line; the others are still predicted
+        try:
+            pixels = read_image(path, spec)
+        except (FileNotFoundError, BadImageError) as exc:
+            print(f"minialex: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        if spec["dataset"] == "digits" and args.invert != "no":
+            if args.invert == "yes":
+                pixels = 255 - pixels
+            elif bright_background(pixels):
+                pixels = 255 - pixels
+                print(f"minialex: warning: {path} looks like a dark digit on a light background; the digits net "
+                      f"expects white on black (MNIST), so it was inverted (--invert no keeps it as is)",
+                      file=sys.stderr)
+        paths.append(path)
+        images.append(image_view(pixels, spec))
+    if images:
+        probs = predict_scores(model, np.stack(images), args.device)      # (N, K) from (N, C, S, S)
+        for path, p in zip(paths, probs):
+            order = np.argsort(-p)[:args.top]
+            print(path + ":  " + "  ".join(f"{classes[k]} {100 * p[k]:.1f}%" for k in order))
+    if failed and len(args.images) > 1:
+        print(f"minialex: error: {failed} of {len(args.images)} images could not be read", file=sys.stderr)
+    return 0 if not failed else 1 if images else 2      # 1: some predicted, some not; 2: none could be read
 
 
 def cmd_summary(args):
@@ -370,11 +409,22 @@ def cmd_neighbors(args):
     return 0
 
 
+def _one_line_warning(message, category, filename, lineno, line=None):
+    """Warnings (a skipped image, a skipped symlink loop) as ``minialex: warning: ...``, one line each."""
+    return f"minialex: warning: {str(message).replace(chr(10), ' ')}\n"
+
+
 def main(argv=None):
+    import errno
+    import warnings
+
+    from .data import DatasetError
     from .data.image_folder import BadImageError
     from .data.safe_pickle import UnsafePickleError
     from .train import CheckpointError, ConfigError, NonFiniteLossError
+    from .train.checkpoint import DiskFullError
     parser = build_parser()
+    formatwarning, warnings.formatwarning = warnings.formatwarning, _one_line_warning
     try:
         args = parser.parse_args(argv)
         try:                                    # every command may convolve: check the setting up front
@@ -383,14 +433,22 @@ def main(argv=None):
             raise UsageError(str(exc).replace("conv2d: ", "")) from None
         _set_threads(args)
         return args.func(args)
-    except NonFiniteLossError as exc:
+    except (NonFiniteLossError, DiskFullError) as exc:
         print(f"minialex: error: {exc}", file=sys.stderr)
         return 1
     except (UsageError, ConfigError, CheckpointError, FileNotFoundError, NotADirectoryError, PermissionError,
-            BadImageError, UnsafePickleError, ImportError) as exc:
+            BadImageError, UnsafePickleError, DatasetError, ImportError) as exc:
         message = str(exc).replace("\n", " ")
         print(message if message.startswith("minialex") else f"minialex: error: {message}", file=sys.stderr)
         return 2
+    except OSError as exc:                      # a full disk while writing metrics, pictures, config.json
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"minialex: error: the disk is full ({exc.strerror}){where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("minialex: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = formatwarning

@@ -18,6 +18,7 @@ the element that used the largest share of that tolerance.
 """
 import numpy as np
 
+from . import backend
 from .tensor import Tensor, no_grad
 
 
@@ -104,6 +105,11 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, mode="auto", n_directi
     """
     leaves, checked = _leaves(inputs)
     if not checked:
+        arrays = [i for i, x in enumerate(inputs) if isinstance(x, np.ndarray) or backend.is_cupy_array(x)]
+        if arrays:
+            raise TypeError(f"gradcheck: inputs must be minialex Tensors (it checks the gradient of each "
+                            f"floating-point Tensor); input {arrays[0]} is a {type(inputs[arrays[0]]).__name__}: "
+                            f"wrap it, minialex.tensor(x)")
         raise ValueError("gradcheck: no floating-point tensor among the inputs")
     with no_grad():
         out0 = _forward(fn, leaves)

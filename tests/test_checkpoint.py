@@ -1,5 +1,8 @@
 """Checkpoints: round trip, atomic writes, clear errors on corrupt files, no pickles."""
+import errno
+import io
 import os
+import zipfile
 
 import numpy as np
 import pytest
@@ -9,7 +12,8 @@ from minialex import backend
 from minialex.models import alexnet
 from minialex.optim import SGD
 from minialex.train import checkpoint as ckpt_module
-from minialex.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from minialex.train.checkpoint import (CheckpointError, DiskFullError, load_checkpoint, remove_stale_temp_files,
+                                      save_checkpoint)
 
 
 @pytest.fixture
@@ -113,3 +117,84 @@ def test_object_arrays_are_not_saved(tmp_path):
     with pytest.raises(TypeError, match="object array"):
         save_checkpoint(tmp_path / "c.npz", {"w": np.array([None, 1], dtype=object)})
     assert not list(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------- hostile files, full disks
+def npy_bytes(shape, dtype, data=b""):
+    """A .npy entry whose header declares ``shape``/``dtype`` but holds only ``data``."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                                  "fortran_order": False, "shape": shape})
+    return buffer.getvalue() + data
+
+
+def write_zip(path, entries, compression=zipfile.ZIP_STORED):
+    meta = b'{"format": "minialex-checkpoint", "version": 1, "meta": {}}'
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        archive.writestr("__meta__.npy", npy_bytes((len(meta),), np.uint8, meta))
+        for name, data in entries.items():
+            archive.writestr(name, data)
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_an_entry_that_declares_a_huge_array_is_refused_before_allocating(tmp_path, compression):
+    path = tmp_path / "huge.npz"
+    write_zip(path, {"model/w.npy": npy_bytes((100_000, 1_000_000), np.float32, bytes(64))}, compression)
+    with pytest.raises(CheckpointError, match=r"model/w declares a float32 array of shape \(100000, 1000000\) "
+                                              r"\(400\.0 GB\), but the entry holds 64 bytes"):
+        load_checkpoint(path)
+
+
+def test_an_entry_whose_zip_sizes_lie_is_refused(tmp_path):
+    path = tmp_path / "lies.npz"
+    write_zip(path, {"model/w.npy": npy_bytes((4,), np.float32, bytes(16))})
+    data = bytearray(path.read_bytes())
+    # The central directory's uncompressed size of the second entry (stored): claim 400 GB there
+    # and in the local header, as a hand-made file could.
+    import struct
+    central = data.index(b"PK\x01\x02", data.index(b"PK\x01\x02") + 4)
+    struct.pack_into("<I", data, central + 24, 0xFFFFFFF0)
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"lies.npz: entry model/w declares 4.3 GB, more than its 144 bytes"):
+        load_checkpoint(path)
+
+
+def test_non_numeric_entries_are_refused(tmp_path):
+    path = tmp_path / "strings.npz"
+    write_zip(path, {"model/w.npy": npy_bytes((2,), "<U3", bytes(24))})
+    with pytest.raises(CheckpointError, match=r"model/w has dtype <U3; a checkpoint holds only numeric arrays"):
+        load_checkpoint(path)
+
+
+def test_a_full_disk_is_one_clear_error_and_keeps_the_old_checkpoint(tmp_path, trained, monkeypatch):
+    model, opt = trained
+    path = tmp_path / "checkpoint.npz"
+    save_checkpoint(path, model.state_dict(), opt.state_dict(), {"epoch": 1})
+    old_bytes = path.read_bytes()
+
+    def disk_full(f, arrays):
+        f.write(b"PK\x03\x04 the first few blocks")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(ckpt_module, "_write_npz", disk_full)
+    with pytest.raises(DiskFullError, match=rf"the disk is full .* on {tmp_path}: could not write the checkpoint "
+                                            rf"{path}; the previous checkpoint is kept") as info:
+        save_checkpoint(path, model.state_dict(), opt.state_dict(), {"epoch": 2})
+    assert info.value.errno == errno.ENOSPC and "\n" not in str(info.value)
+    assert path.read_bytes() == old_bytes
+    assert os.listdir(tmp_path) == ["checkpoint.npz"]
+
+
+def test_stale_temp_files_of_a_killed_save_are_removed_by_the_next_save(tmp_path, trained):
+    model, opt = trained
+    path = save_checkpoint(tmp_path / "checkpoint.npz", model.state_dict(), opt.state_dict(), {"epoch": 1})
+    stale = [tmp_path / ".checkpoint.npz.a1b2c3d_.tmp", tmp_path / ".checkpoint.npz.zzzzzzzz.tmp"]
+    stale[0].write_bytes(path.read_bytes()[:1000])                   # a kill -9 mid-write
+    stale[1].write_bytes(b"")                                        # a double Ctrl-C
+    others = [tmp_path / ".checkpoint.npz.toolong99.tmp", tmp_path / "notes.tmp",
+              tmp_path / ".other.npz.abcdefgh.tmp"]                  # not our temp names: left alone
+    for p in others:
+        p.write_text("keep me")
+    assert remove_stale_temp_files(path) == (1000, 2)
+    stale[0].write_bytes(b"x" * 10)
+    save_checkpoint(path, model.state_dict(), opt.state_dict(), {"epoch": 2})
+    assert sorted(os.listdir(tmp_path)) == sorted(["checkpoint.npz"] + [p.name for p in others])

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minialex.data import (CIFAR10, BadImageError, CenterCrop, Compose, DataLoader, Dataset,
+from minialex.data import (CIFAR10, BadImageError, CenterCrop, Compose, DataLoader, Dataset, DatasetError,
                            Digits, ImageFolder, Normalize, PCAColorJitter, RandomCrop,
                            RandomHorizontalFlip, TenCrop, ToFloat, UnsafePickleError,
                            compute_rgb_pca, load_digits)
@@ -473,3 +473,54 @@ def test_digits_end_to_end():
     ds = Digits("test", transform=Compose([ToFloat(), RandomCrop(24)]))
     x, y = next(iter(DataLoader(ds, batch_size=32, shuffle=True)))
     assert x.shape == (32, 1, 24, 24) and x.max() <= 1.0 and y.dtype == np.int64
+
+
+# ----------------------------------------------------------------------------- garbage and hostile data
+def test_cifar_garbage_is_a_dataset_error_naming_the_file(tmp_path):
+    rng = np.random.default_rng(0)
+    names = [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]
+    binary, python = tmp_path / "bin", tmp_path / "py"
+    binary.mkdir(), python.mkdir()
+    for name in names:
+        (binary / f"{name}.bin").write_bytes(rng.integers(0, 256, 10 * 3073, dtype=np.uint8).tobytes())
+        (python / name).write_bytes(rng.integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    with pytest.raises(DatasetError, match=r"data_batch_1.bin: record \d+ has label \d+, but CIFAR-10 labels are "
+                                           r"0..9: this is not a CIFAR-10 binary batch"):
+        CIFAR10(binary)
+    with pytest.raises(DatasetError, match=r"py/data_batch_1 is not a CIFAR-10 Python batch: it cannot be unpickled"):
+        CIFAR10(python)
+    records = np.zeros((10, 3073), np.uint8)
+    records[5, 0] = 200
+    (binary / "test_batch.bin").write_bytes(records.tobytes())
+    with pytest.raises(DatasetError, match=r"test_batch.bin: record 5 has label 200"):
+        CIFAR10(binary, "test")
+
+
+def test_image_folder_counts_each_image_once_through_a_symlink_loop(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for k in range(8):
+            Image.new("RGB", (8, 8), (k, 0, 0)).save(tmp_path / name / f"{k}.png")
+    (tmp_path / "a" / "loop").symlink_to(tmp_path / "a", target_is_directory=True)     # a -> a/loop -> a ...
+    (tmp_path / "b" / "up").symlink_to(tmp_path, target_is_directory=True)             # b/up/b -> b
+    with pytest.warns(RuntimeWarning, match=r"skipping .*loop: it links to a directory already searched"):
+        ds = ImageFolder(tmp_path, resize=None)
+    assert len(ds) == 16 + 8                     # b/up/a is a real second route to a's 8 images, not a loop
+    assert len({os.path.realpath(p) for p, _ in ds.samples}) == 16
+
+
+def test_image_folder_without_one_readable_image_in_a_class_is_an_error(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    for name in ("cat", "dog"):
+        (tmp_path / name).mkdir()
+        for k in range(3):
+            (tmp_path / name / f"{k}.jpg").write_bytes(b"not a jpeg" * (k + 1))
+    Image.new("RGB", (8, 8)).save(tmp_path / "dog" / "3.png")
+    ds = ImageFolder(tmp_path)
+    with pytest.raises(DatasetError, match=r"class directory .*cat: none of its 3 image files can be decoded "
+                                           r"\(the first: cannot decode image .*cat/0.jpg"):
+        ds.check_readable()
+    Image.new("RGB", (8, 8)).save(tmp_path / "cat" / "9.png")
+    with pytest.warns(RuntimeWarning, match=r"skipping cannot decode image .*\d.jpg"):
+        ImageFolder(tmp_path).check_readable()               # one good image per class is enough

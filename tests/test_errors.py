@@ -169,3 +169,12 @@ def test_errors_print_nothing(capsys):
             fn()
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
+
+
+# ----------------------------------------------------------------------------- gradcheck
+def test_gradcheck_on_a_numpy_array_says_it_wants_tensors():
+    with pytest.raises(TypeError, match=r"gradcheck: inputs must be minialex Tensors .*input 0 is a ndarray: "
+                                        r"wrap it, minialex.tensor\(x\)"):
+        minialex.gradcheck(lambda a: a * 2.0, [np.ones((2, 2))])
+    with pytest.raises(ValueError, match="no floating-point tensor among the inputs"):
+        minialex.gradcheck(lambda a: a * 2.0, [Tensor(np.ones(2, np.int64))])

@@ -7,7 +7,7 @@ import signal
 import numpy as np
 import pytest
 
-from minialex.train import (CheckpointError, ConfigError, NonFiniteLossError, TrainConfig, Trainer,
+from minialex.train import (CheckpointError, ConfigError, NonFiniteLossError, TrainConfig, Trainer, save_checkpoint,
                             load_checkpoint, load_model, predict_scores)
 from minialex.train.plots import filter_grid, write_png
 from minialex.train.threads import blas_threads
@@ -184,8 +184,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 def test_resume_checks(tmp_path):
     Trainer(tiny(tmp_path, epochs=1), progress=False).fit()
-    with pytest.raises(ConfigError, match="--lr 0.5 differs"):
-        Trainer.resume(tmp_path / "run", lr=0.5)
+    with pytest.raises(ConfigError, match="--momentum 0.5 differs"):
+        Trainer.resume(tmp_path / "run", momentum=0.5)
     with pytest.raises(ConfigError, match="--model paper differs"):
         Trainer.resume(tmp_path / "run", model="paper")
     with pytest.raises(CheckpointError, match="does not exist"):
@@ -243,3 +243,224 @@ def test_plateau_schedule_checkpoints_before_its_first_step(tmp_path):
 def test_plateau_with_gamma_one_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="--gamma must be < 1 with --schedule plateau"):
         Trainer(tiny(tmp_path, schedule="plateau", gamma=1.0), progress=False)
+
+
+# ----------------------------------------------------------------------------- divergence, resume overrides
+class BlowsUpInTest(Trainer):
+    """After training epoch 2, fc8 is scaled so that the test logits overflow: the training losses so
+    far were finite, the test loss is not (as with `--lr 0.15 --schedule none --max-batches 3`)."""
+
+    def train_epoch(self, bar_disable):
+        super().train_epoch(bar_disable)
+        if self.epoch == 1:
+            self.model.layer("fc8").weight.data *= np.float32(1e38)
+
+
+def test_a_non_finite_test_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    trainer = BlowsUpInTest(tiny(tmp_path, epochs=3), progress=False)
+    with pytest.raises(NonFiniteLossError, match=r"the test loss became (inf|nan) after epoch 2 \(its training "
+                                                 r"loss was finite\): training stopped; the last good checkpoint, "
+                                                 r".*\(end of epoch 1\), is kept\. Try a lower --lr \(now 0\.01\): "
+                                                 r"python -m minialex train --resume .*run --lr 0\.001"):
+        trainer.fit()
+    assert load_checkpoint(tmp_path / "run")["meta"]["epoch"] == 1
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_a_diverging_step_warns_nothing_before_the_nan_message(tmp_path, recwarn):
+    with pytest.raises(NonFiniteLossError, match="loss became nan"):
+        Trainer(tiny(tmp_path, lr=1e9, epochs=1), progress=False).fit()
+    assert [str(w.message) for w in recwarn if issubclass(w.category, RuntimeWarning)] == []
+
+
+def test_resuming_a_finished_run_says_it_is_complete(tmp_path, capsys):
+    Trainer(tiny(tmp_path, epochs=1), progress=False).fit()
+    capsys.readouterr()
+    resumed = Trainer.resume(tmp_path / "run", progress=False)
+    assert resumed.fit() == "complete"
+    out = capsys.readouterr().out
+    assert "is already complete: 1 of 1 epochs trained" in out and "--epochs N (N > 1)" in out
+    assert "resuming at" not in out
+
+
+def test_max_batches_is_stated_and_can_be_changed_or_lifted_on_resume(tmp_path, capsys):
+    Trainer(tiny(tmp_path, epochs=1), progress=False).fit()
+    out = capsys.readouterr().out
+    assert "4000 train / 1000 test images, of which --max-batches 3 uses at most 48 / 48 per epoch" in out
+    kept = Trainer.resume(tmp_path / "run", epochs=2, progress=False)
+    assert kept.config.max_batches == 3
+    kept.save = lambda: None                   # look at the header only
+    kept.train_epoch = lambda bar_disable: setattr(kept, "stop_requested", True)
+    kept.fit()
+    out = capsys.readouterr().out
+    assert "resuming at epoch 2, batch 1 (--max-batches 3 is the run's: --max-batches N changes it, " \
+           "--max-batches 0 lifts it)" in out
+    lifted = Trainer.resume(tmp_path / "run", epochs=2, max_batches=0, progress=False)
+    assert lifted.config.max_batches is None and lifted._batches_this_epoch(lifted.train_loader) == 250
+    assert "--max-batches 0 (no limit) (was 3) from epoch 2, batch 1 on: this run is no longer bit-exact" \
+        in capsys.readouterr().out
+    assert Trainer.resume(tmp_path / "run", epochs=2, max_batches=5, progress=False).config.max_batches == 5
+
+
+def test_resume_with_a_new_lr_says_so_records_it_and_then_resumes_exactly(tmp_path, capsys):
+    for name in ("straight", "split"):
+        Trainer(tiny(tmp_path, name, epochs=1), progress=False).fit()
+    straight = Trainer.resume(tmp_path / "straight", epochs=3, lr=0.005, progress=False)
+    assert "--lr 0.005 (was 0.01) from epoch 2, batch 1 on: this run is no longer bit-exact to an uninterrupted " \
+           "one; config.json records the change" in capsys.readouterr().out
+    assert straight.optimizer.param_groups[0]["lr"] == 0.005
+    straight.fit()
+    Trainer.resume(tmp_path / "split", epochs=2, lr=0.005, progress=False).fit()
+    record = json.loads((tmp_path / "split" / "config.json").read_text())
+    assert record["lr"] == 0.005
+    assert record["changes"] == [{"epoch": 1, "batch": 0, "setting": "lr", "from": 0.01, "to": 0.005}]
+    capsys.readouterr()
+    again = Trainer.resume(tmp_path / "split", epochs=3, progress=False)      # no new flags: exact again
+    assert "bit-exact" not in capsys.readouterr().out
+    again.fit()
+    assert_same_weights(weights(straight), weights(again))
+    assert [r["lr"] for r in again.history] == [0.01, 0.005, 0.005]
+
+
+def test_resume_with_a_new_schedule_starts_it_from_the_current_lr(tmp_path):
+    Trainer(tiny(tmp_path, epochs=2, schedule="step", step_size=1, gamma=0.5, param_groups="caffe"),
+            progress=False).fit()
+    resumed = Trainer.resume(tmp_path / "run", epochs=4, schedule="none", progress=False)
+    assert [g["lr"] for g in resumed.optimizer.param_groups] == [0.0025, 0.005]    # 0.01 x 0.5^2, biases 2x
+    resumed.fit()
+    assert [r["lr"] for r in resumed.history] == [0.01, 0.005, 0.0025, 0.0025]
+    faster = Trainer.resume(tmp_path / "run", epochs=5, lr=0.1, progress=False)
+    assert [g["lr"] for g in faster.optimizer.param_groups] == [0.1, 0.2]
+    assert [c["setting"] for c in faster.config.changes] == ["schedule", "lr"]
+
+
+def test_resume_removes_stale_temp_files_of_the_run(tmp_path, capsys):
+    Trainer(tiny(tmp_path, epochs=1), progress=False).fit()
+    stale = tmp_path / "run" / ".checkpoint.npz.k9x2_abc.tmp"
+    stale.write_bytes(bytes(2_000_000))
+    Trainer.resume(tmp_path / "run", epochs=2, progress=False)
+    assert not stale.exists()
+    assert "removed 1 stale temporary file (2.0 MB) that an interrupted save left in" in capsys.readouterr().out
+
+
+def test_an_edited_config_json_is_named_kept_as_a_record_and_rewritten(tmp_path, capsys):
+    Trainer(tiny(tmp_path, epochs=1), progress=False).fit()
+    path = tmp_path / "run" / "config.json"
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "lr": 5, "batch_size": "many"}))
+    resumed = Trainer.resume(tmp_path / "run", epochs=2, progress=False)
+    resumed.fit()
+    out = capsys.readouterr().out
+    assert "config.json was edited (batch_size: 'many', lr: 5); it is only a record of the settings, not read" in out
+    assert json.loads(path.read_text()) == {**record, "epochs": 2}
+    path.write_text("{ nonsense")
+    Trainer.resume(tmp_path / "run", epochs=3, progress=False).fit()
+    assert "config.json is not valid JSON" in capsys.readouterr().out
+    assert json.loads(path.read_text())["epochs"] == 3
+
+
+# ----------------------------------------------------------------------------- hand-edited checkpoints
+def edit_meta(path, edit):
+    """Rewrite the checkpoint at ``path`` with ``edit(meta)`` applied to its metadata."""
+    ckpt = load_checkpoint(path)
+    edit(ckpt["meta"])
+    save_checkpoint(ckpt["path"], ckpt["model"], ckpt["optimizer"], ckpt["meta"])
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    with blas_threads(1):
+        out = tmp_path_factory.mktemp("finished")
+        Trainer(tiny(out, epochs=1, grouped=False, max_batches=1), progress=False).fit()
+    return out / "run" / "checkpoint.npz"
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda m: m.pop("data"), r"its metadata has no data record"),
+    (lambda m: m["model"].pop("num_classes"), r"model.num_classes must be an integer >= 1, got None"),
+    (lambda m: m["model"].update(num_classes="10"), r"model.num_classes must be an integer >= 1, got '10'"),
+    (lambda m: m["model"].update(num_classes=10 ** 9), r"model.num_classes is 1000000000, but data.classes lists 10"),
+    (lambda m: m["model"].update(hidden=10 ** 9), r"model.hidden is 1000000000, but the stored fc6 weights"),
+    (lambda m: m["model"].update(widths=[8, "a", 8, 8, 8]), r"model.widths must be a list of 5 positive integers"),
+    (lambda m: m["model"].update(variant="resnet"), r"model.variant must be one of"),
+    (lambda m: m["data"]["spec"].update(size=10 ** 6), r"data.spec.size is 1000000; a mini net on digits uses 28"),
+    (lambda m: m["data"].update(classes="0123456789"), r"data.classes must be a list of class names, got str"),
+    (lambda m: m.update(train=[]), r"train must be a JSON object, got list"),
+])
+def test_hand_edited_metadata_is_one_clear_error_before_building(tmp_path, finished_run, edit, message):
+    path = tmp_path / "checkpoint.npz"
+    path.write_bytes(finished_run.read_bytes())
+    edit_meta(path, edit)
+    with pytest.raises(CheckpointError, match=message):
+        load_model(path)
+
+
+def test_weights_of_another_variant_name_every_mismatched_layer(tmp_path, finished_run):
+    path = tmp_path / "checkpoint.npz"
+    path.write_bytes(finished_run.read_bytes())
+    edit_meta(path, lambda m: m["model"].update(grouped=True))      # trained with --no-groups
+    with pytest.raises(CheckpointError, match=r"do not fit a mini AlexNet \(features\.4\.weight: expected shape "
+                                              r".*; features\.10\.weight: .*; features\.12\.weight: expected shape"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("edit,error,message", [
+    (lambda m: m.update(epoch="1"), CheckpointError, r"epoch must be an integer >= 0, got '1'"),
+    (lambda m: m.pop("partial"), CheckpointError, r"its metadata has no partial record"),
+    (lambda m: m["train"].update(lr="fast"), ConfigError, r"--lr must be a number, got 'fast'"),
+    (lambda m: m["train"].update(tempo=3), ConfigError, r"unknown settings \['tempo'\]"),
+    (lambda m: m["scheduler"].update(scale="x", nonsense=1), CheckpointError, r"schedule state does not fit"),
+])
+def test_hand_edited_training_state_is_one_clear_error_on_resume(tmp_path, finished_run, edit, error, message):
+    (tmp_path / "run").mkdir()
+    path = tmp_path / "run" / "checkpoint.npz"
+    path.write_bytes(finished_run.read_bytes())
+    edit_meta(path, edit)
+    with pytest.raises(error, match=message):
+        Trainer.resume(path, epochs=2, progress=False)
+
+
+# ----------------------------------------------------------------------------- ImageFolder data that cannot train
+def image_tree(root, classes, bad=()):
+    Image = pytest.importorskip("PIL.Image")
+    for split in ("train", "val"):
+        for name in classes[split]:
+            (root / split / name).mkdir(parents=True)
+            for k in range(2):
+                path = root / split / name / f"{k}.png"
+                if (split, name) in bad:
+                    path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
+                else:
+                    Image.new("RGB", (40, 40), (100 * k, 50, 0)).save(path)
+    return root
+
+
+def test_imagefolder_data_that_cannot_train_is_an_error_before_training(tmp_path):
+    from minialex.data import DatasetError
+    both = {"train": ["cat", "dog"], "val": ["cat", "dog"]}
+    folder = image_tree(tmp_path / "unreadable", both, bad={("train", "cat"), ("train", "dog")})
+    with pytest.raises(DatasetError, match=r"class directory .*train/cat: none of its 2 image files can be decoded"):
+        Trainer(tiny(tmp_path, dataset="imagefolder", data_path=str(folder)), progress=False)
+    folder = image_tree(tmp_path / "single", {"train": ["cat"], "val": ["cat"]})
+    with pytest.raises(DatasetError, match=r"single has a single class \('cat'\): a classifier needs at least two"):
+        Trainer(tiny(tmp_path, dataset="imagefolder", data_path=str(folder)), progress=False)
+    folder = image_tree(tmp_path / "differ", {"train": ["cat", "dog"], "val": ["cat", "dgo"]})
+    with pytest.raises(ConfigError, match=r"different classes: only in train: 'dog'; only in test: 'dgo'"):
+        Trainer(tiny(tmp_path, dataset="imagefolder", data_path=str(folder)), progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+class NaNAtOnce(Trainer):
+    def train_step(self, x, y):
+        self.model.layer("fc8").bias.data[:] = np.nan
+        return super().train_step(x, y)
+
+
+def test_config_json_agrees_with_the_checkpoint_after_a_failed_resume(tmp_path, capsys):
+    Trainer(tiny(tmp_path, epochs=1), progress=False).fit()
+    with pytest.raises(NonFiniteLossError):
+        NaNAtOnce.resume(tmp_path / "run", epochs=3, progress=False).fit()     # stops before any save
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["epochs"] == 1
+    capsys.readouterr()
+    Trainer.resume(tmp_path / "run", epochs=2, progress=False).fit()
+    assert "was edited" not in capsys.readouterr().out

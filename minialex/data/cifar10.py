@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .loader import Dataset
+from .loader import Dataset, DatasetError
 from .safe_pickle import load_cifar_pickle
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
@@ -52,13 +52,15 @@ def read_binary_batch(path):
     """One binary batch file -> (images uint8 (n, 3, 32, 32), labels uint8 (n,))."""
     raw = np.frombuffer(Path(path).read_bytes(), dtype=np.uint8)  # (n * 3073,)
     if raw.size == 0 or raw.size % RECORD_BYTES != 0:
-        raise ValueError(f"{path}: size {raw.size} bytes is not a positive multiple of "
+        raise DatasetError(f"{path}: size {raw.size} bytes is not a positive multiple of "
                          f"{RECORD_BYTES} (1 label byte + 3072 pixel bytes): truncated or not a "
                          f"CIFAR-10 binary batch")
     records = raw.reshape(-1, RECORD_BYTES)                 # (n, 3073)
     labels = records[:, 0]                                  # (n,)
     if labels.max() >= len(CLASSES):
-        raise ValueError(f"{path}: found label {labels.max()}, CIFAR-10 labels are 0..9")
+        bad = int(np.argmax(labels >= len(CLASSES)))
+        raise DatasetError(f"{path}: record {bad} has label {labels[bad]}, but CIFAR-10 labels are 0..9: this is "
+                           f"not a CIFAR-10 binary batch (or it is damaged)")
     images = records[:, 1:].reshape(-1, 3, 32, 32)          # (n, 3, 32, 32)
     return images, labels
 
@@ -68,18 +70,18 @@ def read_python_batch(path):
     batch = load_cifar_pickle(path)
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
-        raise ValueError(f"{path}: expected a dict with keys b'data' and b'labels', got {keys}")
+        raise DatasetError(f"{path}: expected a dict with keys b'data' and b'labels', got {keys}")
     data = batch[b"data"]
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
             or data.shape[1] != 3 * 32 * 32:
         desc = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
-        raise ValueError(f"{path}: b'data' must be a uint8 array (n, 3072), got {desc}")
+        raise DatasetError(f"{path}: b'data' must be a uint8 array (n, 3072), got {desc}")
     labels = batch[b"labels"]
     if not isinstance(labels, (list, tuple, np.ndarray)) or len(labels) != len(data):
-        raise ValueError(f"{path}: b'labels' must be a list of {len(data)} ints")
+        raise DatasetError(f"{path}: b'labels' must be a list of {len(data)} ints")
     labels = np.asarray(labels)
     if labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= len(CLASSES):
-        raise ValueError(f"{path}: b'labels' must be ints in 0..9")
+        raise DatasetError(f"{path}: b'labels' must be ints in 0..9")
     images = data.reshape(-1, 3, 32, 32)                    # (n, 3, 32, 32)
     return images, labels.astype(np.uint8)
 
@@ -97,10 +99,10 @@ def read_class_names(directory, fmt):
             return list(CLASSES)
         meta = load_cifar_pickle(path)
         if not isinstance(meta, dict) or b"label_names" not in meta:
-            raise ValueError(f"{path}: expected a dict with key b'label_names'")
+            raise DatasetError(f"{path}: expected a dict with key b'label_names'")
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta[b"label_names"]]
     if len(names) != len(CLASSES):
-        raise ValueError(f"{path}: expected {len(CLASSES)} class names, got {len(names)}")
+        raise DatasetError(f"{path}: expected {len(CLASSES)} class names, got {len(names)}")
     return names
 
 

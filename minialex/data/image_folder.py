@@ -6,8 +6,10 @@
 
 Classes are the sub-directory names sorted; a class's label is its index in
 that list. Files are found recursively inside each class directory, sorted,
-filtered by extension (case-insensitive). Decoding needs Pillow, imported
-only when an ImageFolder is created.
+filtered by extension (case-insensitive), following symbolic links; a
+directory reached a second time (a link back up the tree, a loop, or a second
+link to the same directory) is skipped with a warning, so no image is counted
+twice. Decoding needs Pillow, imported only when an ImageFolder is created.
 """
 import os
 import warnings
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .loader import Dataset
+from .loader import Dataset, DatasetError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -90,8 +92,16 @@ class ImageFolder(Dataset):
         self.targets = [label for _, label in self.samples]
 
     def _find_images(self, directory):
-        found = []
+        found, searched = [], set()          # (device, inode) of every directory searched
         for dirpath, dirnames, filenames in os.walk(directory, followlinks=True):
+            st = os.stat(dirpath)
+            if (st.st_dev, st.st_ino) in searched:
+                dirnames[:] = []             # do not descend: it was (or is being) searched already
+                warnings.warn(f"skipping {dirpath}: it links to a directory already searched (a symbolic-link "
+                              f"loop or a second link to it), so its images would be counted twice",
+                              RuntimeWarning, stacklevel=3)
+                continue
+            searched.add((st.st_dev, st.st_ino))
             dirnames.sort()
             for filename in sorted(filenames):
                 if filename.lower().endswith(self.extensions):
@@ -113,6 +123,35 @@ class ImageFolder(Dataset):
                 img = img.resize((w, h), bilinear)  # Pillow takes (width, height)
         pixels = np.asarray(img, dtype=np.uint8)  # (H, W, 3)
         return np.ascontiguousarray(pixels.transpose(2, 0, 1))  # (3, H, W)
+
+    def check_readable(self):
+        """Raise DatasetError unless every class has at least one image that decodes.
+
+        Decodes each class's files in order up to the first good one (one decode per class for a
+        healthy folder). The bad files met on the way are warned about as ``load`` would; a class
+        with no readable image at all is one error naming its directory."""
+        first = {}
+        for i, (_, label) in enumerate(self.samples):
+            first.setdefault(label, []).append(i)
+        for label, indices in first.items():
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                ok = False
+                for i in indices:
+                    try:
+                        if self.load(i) is not None:
+                            ok = True
+                            break
+                    except BadImageError:
+                        if self.on_error == "raise":
+                            raise
+            if not ok:
+                path = self.root / self.classes[label]
+                reason = str(seen[0].message).removeprefix("skipping ") if seen else "unknown"
+                raise DatasetError(f"class directory {path}: none of its {len(indices)} image files can be "
+                                   f"decoded (the first: {reason})")
+            for w in seen:
+                warnings.warn(w.message, w.category, stacklevel=2)
 
     def load(self, i):
         path, label = self.samples[i]

@@ -28,6 +28,12 @@ import threading
 import numpy as np
 
 
+class DatasetError(ValueError):
+    """A dataset whose files cannot be what they claim (garbage bytes, a bad label, one class, no readable
+    image): the message names the file or directory and what is wrong. The command line prints it as
+    one line."""
+
+
 class Dataset:
     """Base class implementing ``get`` and ``__getitem__`` on top of ``load``.
 

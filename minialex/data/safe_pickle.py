@@ -10,6 +10,8 @@ import pickle
 
 import numpy as np
 
+from .loader import DatasetError
+
 try:  # NumPy >= 2: the real home of _reconstruct, without numpy.core's deprecation warning
     from numpy._core.multiarray import _reconstruct
 except ImportError:  # NumPy 1.x
@@ -53,6 +55,15 @@ class CifarUnpickler(pickle.Unpickler):
 
 
 def load_cifar_pickle(path):
-    """Unpickle the file at ``path`` with :class:`CifarUnpickler`."""
+    """Unpickle the file at ``path`` with :class:`CifarUnpickler`.
+
+    Raises UnsafePickleError for a global outside the allowed ones, DatasetError (naming the file)
+    for bytes that are not a pickle at all (random bytes raise any of a dozen exception types)."""
     with open(path, "rb") as f:
-        return CifarUnpickler(f, path).load()
+        try:
+            return CifarUnpickler(f, path).load()
+        except UnsafePickleError:
+            raise
+        except Exception as exc:        # UnpicklingError, EOFError, ValueError, KeyError, TypeError, ...
+            raise DatasetError(f"{path} is not a CIFAR-10 Python batch: it cannot be unpickled "
+                               f"({type(exc).__name__}: {exc})") from None

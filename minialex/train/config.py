@@ -10,7 +10,8 @@ convolution algorithm, whose float32 rounding differs (``minialex.functional.con
 """
 import dataclasses
 import math
-from dataclasses import dataclass
+import numbers
+from dataclasses import dataclass, field
 
 DATASETS = ("digits", "cifar10", "imagefolder")
 SCHEDULES = ("none", "step", "plateau")
@@ -48,10 +49,11 @@ class TrainConfig:
     color_pca: bool = False             # the paper's PCA colour noise (colour datasets)
     seed: int = 0
     log_interval: int = 0               # print the running loss every N batches (0: per epoch only)
-    max_batches: int = None             # at most N batches per epoch (train and test): quick runs
+    max_batches: int = None             # at most N batches per epoch (train and test): quick runs; None/0: all
     prefetch: int = 2                   # batches loaded ahead in a background thread (0: none)
     conv_algorithm: str = None          # auto, im2col, winograd; None: $MINIALEX_CONV_ALGORITHM, else auto
     out: str = None                     # run directory; default runs/<model>-<dataset>-<time>
+    changes: list = field(default_factory=list)   # settings changed on --resume: {epoch, batch, setting, from, to}
 
     @property
     def model_dropout(self):
@@ -71,11 +73,29 @@ class TrainConfig:
             raise ConfigError(f"unknown settings {sorted(unknown)}")
         return cls(**d)
 
+    def _check_types(self):
+        """Each setting has its field's type (a hand-edited checkpoint may hold "0.01" or [1])."""
+        kinds = {str: ("a string", str), int: ("an integer", numbers.Integral), float: ("a number", numbers.Real),
+                 bool: ("true or false", bool), list: ("a list", list)}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None and f.default is None:
+                continue
+            what, kind = kinds[f.type]
+            if not isinstance(value, kind) or (isinstance(value, bool) and f.type is not bool):
+                raise ConfigError(f"--{f.name.replace('_', '-')} must be {what}, got {value!r}")
+        for change in self.changes:
+            if not isinstance(change, dict) or not {"epoch", "setting"} <= set(change):
+                raise ConfigError(f"changes: each entry must be a record with epoch and setting, got {change!r}")
+
     def validate(self):
         """Raise ConfigError naming the first bad setting; returns self."""
         from ..functional.conv2d import ALGORITHMS
         from ..models import VARIANTS
         from ..models.alexnet import INITS
+        self._check_types()
+        if self.max_batches == 0:
+            self.max_batches = None                   # --max-batches 0: no limit
         choices = {"model": VARIANTS, "dataset": DATASETS, "schedule": SCHEDULES, "param_groups": PARAM_GROUPS,
                    "device": ("cpu", "cuda")}
         for name, allowed in choices.items():

@@ -11,12 +11,14 @@ Per dataset (the ``spec`` dict; ``eval`` and ``predict`` rebuild the same views 
 then ``ToFloat`` (x / 255) and per-channel ``Normalize(mean, std)``. Ten-crop testing (the paper's,
 Sec. 4.1) takes the 4 corners + centre of the padded (digits, cifar10) or resized image, and mirrors.
 """
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ..data import (CIFAR10, CenterCrop, Compose, Digits, ImageFolder, Normalize, PCAColorJitter, RandomCrop,
-                    RandomHorizontalFlip, TenCrop, ToFloat, compute_rgb_pca)
+from ..data import (CIFAR10, CenterCrop, Compose, DatasetError, Digits, ImageFolder, Normalize, PCAColorJitter,
+                    RandomCrop, RandomHorizontalFlip, TenCrop, ToFloat, compute_rgb_pca)
+from ..data.image_folder import BadImageError
 from ..models import INPUT_SIZE
 from .config import ConfigError
 
@@ -136,9 +138,22 @@ def build_datasets(config):
     train = _open(spec, config.data_path, "train", train_transform(spec, config.augment, pca))
     test = _open(spec, config.data_path, "test", test_transform(spec))
     if train.classes != test.classes:
-        raise ConfigError(f"the train and test splits of {config.data_path} have different classes "
-                          f"({len(train.classes)} vs {len(test.classes)})")
+        only_train = [c for c in train.classes if c not in test.classes]
+        only_test = [c for c in test.classes if c not in train.classes]
+        raise ConfigError(f"the train and test splits of {config.data_path} have different classes: only in "
+                          f"train: {_names(only_train)}; only in test: {_names(only_test)}")
+    if len(train.classes) < 2:
+        raise DatasetError(f"the training split of {config.data_path} has a single class ({train.classes[0]!r}): "
+                           f"a classifier needs at least two (one sub-directory per class)")
+    for dataset in (train, test):
+        if isinstance(dataset, ImageFolder):
+            dataset.check_readable()          # before training, not an epoch of skipped batches
     return train, test, spec
+
+
+def _names(classes, limit=10):
+    shown = ", ".join(repr(c) for c in classes[:limit])
+    return f"{shown}, ... ({len(classes)} in all)" if len(classes) > limit else shown or "none"
 
 
 def open_test_set(spec, data_path=None, ten_crop=False):
@@ -146,26 +161,46 @@ def open_test_set(spec, data_path=None, ten_crop=False):
     return _open(spec, data_path, "test", test_transform(spec, ten_crop))
 
 
-def load_image(path, spec):
-    """One image file -> float32 (C, size, size) as the test view of ``spec`` (for ``predict``).
+def read_image(path, spec):
+    """One image file -> uint8 (C, H, W), greyscale for digits, RGB otherwise, its shorter side resized to
+    the test view's (for ``predict``).
 
-    Greyscale for digits (MNIST digits are white on black: invert a black-on-white scan first),
-    RGB otherwise; resized (shorter side) and centre-cropped to the model's input.
+    Raises FileNotFoundError, or BadImageError naming the file for anything Pillow cannot decode (a
+    directory, text, a truncated file, an image over Pillow's decompression-bomb limit).
     """
     from ..data.image_folder import _import_pillow, resized_shape
     Image = _import_pillow()
     try:
-        with Image.open(path) as img:
-            img = img.convert("L" if spec["channels"] == 1 else "RGB")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)    # refuse, don't just warn
+            with Image.open(path) as img:
+                img = img.convert("L" if spec["channels"] == 1 else "RGB")
     except FileNotFoundError:
         raise FileNotFoundError(f"image {path} does not exist") from None
-    except Exception as exc:
-        raise ValueError(f"cannot read image {path}: {exc}") from None
+    except Exception as exc:            # Pillow raises OSError, ValueError, SyntaxError, DecompressionBombError...
+        reason = str(exc) or type(exc).__name__
+        raise BadImageError(f"cannot read image {path}: {reason}") from None
     shorter = spec["resize"] or spec["size"]
     h, w = resized_shape(img.height, img.width, shorter)
     if (h, w) != (img.height, img.width):
         img = img.resize((w, h), getattr(Image, "Resampling", Image).BILINEAR)
     pixels = np.asarray(img, dtype=np.uint8)
-    pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)    # (C, H, W)
+    return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)    # (C, H, W)
+
+
+def bright_background(pixels):
+    """Whether a uint8 (C, H, W) image's border (its outermost rows and columns) is mostly bright:
+    a digit drawn dark on white paper. MNIST's digits, and so the digits net's input, are white on black."""
+    ring = np.concatenate([pixels[:, 0, :], pixels[:, -1, :], pixels[:, :, 0], pixels[:, :, -1]], axis=1)
+    return float(ring.mean()) > 127.5
+
+
+def image_view(pixels, spec):
+    """uint8 (C, H, W) -> float32 (C, size, size): the test view of ``spec`` (centre crop, normalised)."""
     view = Compose([CenterCrop(spec["size"]), ToFloat(), Normalize(spec["mean"], spec["std"])])
     return view(pixels, None)
+
+
+def load_image(path, spec):
+    """One image file -> float32 (C, size, size) as the test view of ``spec``, as it is (no inversion)."""
+    return image_view(read_image(path, spec), spec)

@@ -3,7 +3,7 @@
 What a run directory holds (``TrainConfig.out``):
 
     checkpoint.npz      weights, optimiser velocity, schedule, epoch/batch position, RNG state, history
-    config.json         the run's settings (also inside the checkpoint)
+    config.json         a record of the settings of checkpoint.npz (which holds them too; config.json is not read)
     metrics.jsonl       one JSON line per epoch: train loss, test loss, top-1/top-5 error, lr, seconds
     curves.png          loss and error curves (needs matplotlib)
     conv1_filters.png   the learned conv1 kernels (the paper's Figure 3)
@@ -16,9 +16,17 @@ loader at the saved batch (``set_epoch(e, start_batch=b)``), without loading the
 (The position counts the batches trained; a batch whose every sample the dataset skipped is not
 yielded, so after one of those the resume starts a batch early and trains one batch twice.)
 
+A resume may change what does not alter the maths (--epochs, --device, ...), and, explicitly, the
+learning rate and the schedule (--lr, --schedule, --step-size, --gamma, --patience) and --max-batches:
+then the run is no longer bit-exact to an uninterrupted one, which it says; the change (epoch,
+batch, old and new value) is recorded in the settings' ``changes`` list (config.json, checkpoint).
+A new --lr is the lr from the resume point on, and a changed schedule starts from there.
+
 Ctrl-C: the first one finishes the current batch, saves a checkpoint at that position and stops; a
 second one aborts at once. A NaN or infinite loss stops the run before the bad update is applied;
-the last checkpoint on disk (the end of the previous epoch) is kept as it is.
+the last checkpoint on disk (the end of the previous epoch) is kept as it is. A NaN or infinite test
+loss or error (a divergence the training losses did not show yet) stops the run the same way, before
+that epoch's checkpoint is written.
 """
 import json
 import math
@@ -36,13 +44,18 @@ from ..data import DataLoader
 from ..models import alexnet, from_config
 from ..optim import SGD, ConstantLR, ReduceLROnPlateau, StepLR, caffe_param_groups
 from ..tensor import Tensor, no_grad
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, remove_stale_temp_files, save_checkpoint
 from .config import ConfigError, TrainConfig
 from .data import build_datasets
+from .meta import check_model_meta, check_train_meta
 from .metrics import ErrorMeter, format_epoch, write_metrics
 from .plots import save_curves, save_filter_grid
 
 CHECKPOINT = "checkpoint.npz"
+SCHEDULE_SETTINGS = ("lr", "schedule", "step_size", "gamma", "patience")
+# What a resume may change; the rest of the settings would make the checkpoint's state meaningless.
+RESUME_SAFE = {"epochs", "device", "log_interval", "prefetch", "out", "data_path"}
+RESUME_RECORDED = set(SCHEDULE_SETTINGS) | {"max_batches"}       # allowed, but the run is no longer exact
 
 
 class NonFiniteLossError(RuntimeError):
@@ -61,13 +74,35 @@ def build_optimizer(config, model):
     else:
         params = model.parameters()
     optimizer = SGD(params, config.lr, config.momentum, config.weight_decay)
+    return optimizer, build_scheduler(config, optimizer)
+
+
+def build_scheduler(config, optimizer):
+    """The lr schedule of ``config`` over ``optimizer``'s groups, from their ``initial_lr`` (else ``lr``)."""
     if config.schedule == "step":
         scheduler = StepLR(optimizer, config.step_size, config.gamma)
     elif config.schedule == "plateau":
         scheduler = ReduceLROnPlateau(optimizer, factor=config.gamma, patience=config.patience)
     else:
         scheduler = ConstantLR(optimizer)
-    return optimizer, scheduler
+    return scheduler
+
+
+def _flag_value(value):
+    """A setting as its flag spells it (None: "0", no limit, for --max-batches)."""
+    return "0 (no limit)" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _differences(saved, own):
+    """ "key: saved vs own" for every key where two dicts differ."""
+    keys = [k for k in {**saved, **own} if saved.get(k) != own.get(k)]
+    return ", ".join(f"{k}: {saved.get(k)!r} vs {own.get(k)!r}" for k in keys)
+
+
+# Overflow and 0 * inf inside a diverging step: the loss and test checks below say so in one line,
+# instead of a screenful of NumPy RuntimeWarnings before it.
+def _diverging_quietly():
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
 
 def _progress(iterable=None, **kwargs):
@@ -160,6 +195,8 @@ class Trainer:
         self.stop_requested = False
         self.out = Path(config.out) if config.out else self._default_out()
         config.out = str(self.out)
+        if self.out.exists() and not self.out.is_dir():
+            raise ConfigError(f"--out {self.out} is a file, not a directory: choose another --out")
         if checkpoint is not None:
             self._restore(checkpoint)
         else:
@@ -176,40 +213,78 @@ class Trainer:
     def resume(cls, path, progress=None, **overrides):
         """Continue the run saved at ``path`` (a run directory or a checkpoint file).
 
-        ``overrides`` may change only what does not alter the maths: epochs, device, log_interval,
-        max_batches, prefetch, out, data_path (a dataset that moved). The output directory defaults to the checkpoint's.
+        ``overrides`` may change what does not alter the maths: epochs, device, log_interval, prefetch,
+        out, data_path (a dataset that moved); and, said in one line and recorded in the settings'
+        ``changes``, lr, schedule, step_size, gamma, patience and max_batches (0: no limit). The output
+        directory defaults to the checkpoint's. Stale temporary files of an interrupted save are removed.
         """
         ckpt = load_checkpoint(path)
         meta = ckpt["meta"]
         if "train" not in meta:
             raise CheckpointError(f"{ckpt['path']} has no training state to resume (was it written by the trainer?)")
-        settings = dict(meta["train"])
-        allowed = {"epochs", "device", "log_interval", "max_batches", "prefetch", "out", "data_path"}
+        settings = dict(check_train_meta(meta, ckpt["path"]))
+        changes = []
         for name, value in overrides.items():
             if value is None:
                 continue
-            if name not in allowed:
+            if name == "max_batches" and value == 0:
+                value = None                                      # --max-batches 0: no limit
+            if name not in RESUME_SAFE | RESUME_RECORDED:
                 if value != settings.get(name):
                     raise ConfigError(f"--{name.replace('_', '-')} {value} differs from the checkpoint's "
                                       f"{settings.get(name)}: a resumed run keeps its settings (start a new run "
                                       f"to change it)")
                 continue
+            if name in RESUME_RECORDED and value != settings.get(name):
+                changes.append({"epoch": meta["epoch"], "batch": meta["batch"], "setting": name,
+                                "from": settings.get(name), "to": value})
             settings[name] = value
         if overrides.get("out") is None:
             settings["out"] = str(Path(ckpt["path"]).parent)
-        return cls(TrainConfig.from_dict(settings), checkpoint=ckpt, progress=progress)
+        settings["changes"] = list(settings.get("changes") or []) + changes
+        trainer = cls(TrainConfig.from_dict(settings), checkpoint=ckpt, progress=progress)
+        freed, count = remove_stale_temp_files(ckpt["path"])
+        if count:
+            _write(f"removed {count} stale temporary file{'s' * (count > 1)} ({freed / 1e6:.1f} MB) that an "
+                   f"interrupted save left in {Path(ckpt['path']).parent}")
+        if changes:
+            said = ", ".join(f"--{c['setting'].replace('_', '-')} {_flag_value(c['to'])} (was "
+                             f"{_flag_value(c['from'])})" for c in changes)
+            _write(f"note: {said} from epoch {meta['epoch'] + 1}, batch {meta['batch'] + 1} on: this run is no longer "
+                   f"bit-exact to an uninterrupted one; config.json records the change")
+        return trainer
 
     def _restore(self, ckpt):
         meta = ckpt["meta"]
         if meta["model"] != self.model.config:
-            raise CheckpointError(f"{ckpt['path']} holds a {meta['model']['variant']} model that does not match "
-                                  f"this run's {self.model.config['variant']}")
+            raise CheckpointError(f"{ckpt['path']} holds a {meta['model'].get('variant')} model that does not match "
+                                  f"this run's {self.model.config['variant']} "
+                                  f"({_differences(meta['model'], self.model.config)})")
         if meta["data"]["classes"] != self.classes:
             raise CheckpointError(f"{ckpt['path']} was trained on classes {meta['data']['classes'][:5]}..., "
                                   f"but the dataset has {self.classes[:5]}...")
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(meta["scheduler"])
+        new_lrs = [group["lr"] for group in self.optimizer.param_groups]      # from this run's config
+        try:
+            self.model.load_state_dict(ckpt["model"])
+        except ValueError as exc:
+            raise CheckpointError(f"{ckpt['path']}: its weights do not fit the model "
+                                  f"({'; '.join(line.strip() for line in str(exc).splitlines()[1:])})") from None
+        saved = meta["train"]
+        try:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            if all(saved.get(name) == getattr(self.config, name) for name in SCHEDULE_SETTINGS):
+                self.scheduler.load_state_dict(meta["scheduler"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{ckpt['path']}: its optimiser or schedule state does not fit this run "
+                                  f"({type(exc).__name__}: {exc})") from None
+        if saved.get("lr") != self.config.lr:            # --lr on resume: the lr from here on
+            for group, lr in zip(self.optimizer.param_groups, new_lrs):
+                group["lr"] = group["initial_lr"] = lr
+        if any(saved.get(name) != getattr(self.config, name) for name in SCHEDULE_SETTINGS):
+            for group in self.optimizer.param_groups:    # the (new) schedule starts from the current lr
+                group["initial_lr"] = group["lr"]
+            self.scheduler = build_scheduler(self.config, self.optimizer)
+        self._saved_settings = saved
         self.epoch, self.batch = meta["epoch"], meta["batch"]
         self.partial = meta["partial"]
         self.history = meta["history"]
@@ -231,7 +306,13 @@ class Trainer:
     def save(self):
         path = save_checkpoint(self.out / CHECKPOINT, self.model.state_dict(), self.optimizer.state_dict(),
                                self.checkpoint_meta())
+        self._write_config_record()
         return path
+
+    def _write_config_record(self):
+        """config.json: the settings, rewritten with each checkpoint so that the two always agree (a
+        resume whose first epoch fails leaves both as they were)."""
+        (self.out / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
 
     # ------------------------------------------------------------------ one batch, one epoch
     def train_step(self, x, y):
@@ -239,14 +320,15 @@ class Trainer:
 
         Raises NonFiniteLossError (before any update) when the loss is NaN or infinite.
         """
-        logits = self.model(Tensor(x, device=self.config.device))
-        loss = F.cross_entropy(logits, y)                 # y stays on the host: checked there, no sync
-        self.optimizer.zero_grad()
-        loss.backward()
-        value = float(loss.item())    # the step's one host sync; on a GPU the backward is queued by now
-        if not math.isfinite(value):
-            raise NonFiniteLossError(value)
-        self.optimizer.step()
+        with _diverging_quietly():
+            logits = self.model(Tensor(x, device=self.config.device))
+            loss = F.cross_entropy(logits, y)                 # y stays on the host: checked there, no sync
+            self.optimizer.zero_grad()
+            loss.backward()
+            value = float(loss.item())    # the step's one host sync; on a GPU the backward is queued by now
+            if not math.isfinite(value):
+                raise NonFiniteLossError(value)
+            self.optimizer.step()
         return value
 
     def _batches_this_epoch(self, loader):
@@ -282,12 +364,18 @@ class Trainer:
             bar.close()
             self.partial["seconds"] += time.perf_counter() - start
 
-    def _nan_message(self, value, b):
+    def _nan_message(self, value, b=None, what="loss"):
         kept = self.out / CHECKPOINT
-        where = (f"the last good checkpoint, {kept} ({self._saved_position()}), is kept"
-                 if kept.exists() else "no checkpoint was written")
-        return (f"the loss became {value} at epoch {self.epoch + 1}, batch {b + 1}: training stopped; {where}. "
-                f"Try a lower --lr (now {self.optimizer.param_groups[0]['lr']:g}).")
+        lr = self.optimizer.param_groups[0]["lr"]
+        if kept.exists():
+            where = f"the last good checkpoint, {kept} ({self._saved_position()}), is kept"
+            advice = (f"Try a lower --lr (now {lr:g}): python -m minialex train --resume {self.out} "
+                      f"--lr {lr / 10:g}, or start again.")
+        else:
+            where, advice = "no checkpoint was written", f"Try a lower --lr (now {lr:g})."
+        at = (f"at epoch {self.epoch + 1}, batch {b + 1}" if b is not None else
+              f"after epoch {self.epoch + 1} (its training loss was finite)")
+        return f"the {what} became {value} {at}: training stopped; {where}. {advice}"
 
     def _saved_position(self):
         """Where the checkpoint on disk stands: "end of epoch E", or "epoch E+1, after batch B" for a
@@ -311,9 +399,10 @@ class Trainer:
         for b, (x, y) in enumerate(loader):
             if b >= total:
                 break
-            logits = self.model(Tensor(x, device=self.config.device))
-            loss = F.cross_entropy(logits, y).item()
-            meter.update(logits.numpy(), y, loss)
+            with _diverging_quietly():
+                logits = self.model(Tensor(x, device=self.config.device))
+                loss = F.cross_entropy(logits, y).item()
+                meter.update(logits.numpy(), y, loss)
         self.model.train()
         return meter.result()
 
@@ -324,13 +413,25 @@ class Trainer:
         Raises NonFiniteLossError when the loss blows up.
         """
         config = self.config
+        if self.epoch >= config.epochs:
+            _write(f"{self.out} is already complete: {self.epoch} of {config.epochs} epochs trained. To train "
+                   f"it further: python -m minialex train --resume {self.out} --epochs N (N > {self.epoch})")
+            return "complete"
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-        _write(f"training {config.model} AlexNet on {config.dataset} ({len(self.train_set)} train / "
-               f"{len(self.test_set)} test images, {len(self.classes)} classes) on {config.device}; "
-               f"run directory {self.out}")
+        self._check_config_record()
+        if not (self.out / CHECKPOINT).exists():          # a new run; a resumed one rewrites it with its saves
+            self._write_config_record()
+        images = f"{len(self.train_set)} train / {len(self.test_set)} test images"
+        if config.max_batches is not None:
+            used = [min(config.max_batches * config.batch_size, len(dataset))
+                    for dataset in (self.train_set, self.test_set)]
+            images += f", of which --max-batches {config.max_batches} uses at most {used[0]} / {used[1]} per epoch"
+        _write(f"training {config.model} AlexNet on {config.dataset} ({images}, {len(self.classes)} classes) on "
+               f"{config.device}; run directory {self.out}")
         if self.epoch or self.batch:
-            _write(f"resuming at epoch {self.epoch + 1}, batch {self.batch + 1}")
+            limit = (f" (--max-batches {config.max_batches} is the run's: --max-batches N changes it, "
+                     f"--max-batches 0 lifts it)" if config.max_batches is not None else "")
+            _write(f"resuming at epoch {self.epoch + 1}, batch {self.batch + 1}{limit}")
         bar_disable = None if self.progress is None else not self.progress
         epochs_bar = _progress(total=config.epochs, initial=self.epoch, desc="epochs", unit="epoch",
                                disable=bar_disable)
@@ -350,9 +451,31 @@ class Trainer:
             epochs_bar.close()
         return "finished"
 
+    def _check_config_record(self):
+        """config.json is a record of the settings, written by the trainer; it is not read. On resume,
+        say so when it was edited, naming what differs from the checkpoint's settings (which are kept)."""
+        path = self.out / "config.json"
+        saved = getattr(self, "_saved_settings", None)
+        if saved is None or not path.exists():
+            return
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            _write(f"note: {path} is not valid JSON ({exc}); it is only a record of the settings (change one with "
+                   f"its flag, e.g. --lr, on --resume): rewriting it from the checkpoint's")
+            return
+        if record != saved:
+            edited = (", ".join(f"{k}: {record.get(k)!r}" for k in {**saved, **record} if saved.get(k) != record.get(k))
+                      if isinstance(record, dict) else repr(record)[:60])
+            _write(f"note: {path} was edited ({edited}); it is only a record of the settings, not read: the run "
+                   f"keeps the checkpoint's (change one with its flag, e.g. --lr, on --resume) and it is rewritten")
+
     def _end_epoch(self):
         start = time.perf_counter()
         test = self.evaluate()
+        for key in ("loss", "top1_error", "top5_error"):
+            if test[key] is not None and not math.isfinite(test[key]):
+                raise NonFiniteLossError(self._nan_message(test[key], what=f"test {key.replace('_', ' ')}"))
         lr = self.optimizer.param_groups[0]["lr"]
         record = {
             "epoch": self.epoch + 1,
@@ -382,17 +505,21 @@ class Trainer:
 
 
 def load_model(path, device="cpu"):
-    """(model in eval mode, checkpoint meta) from a checkpoint written by the trainer."""
+    """(model in eval mode, checkpoint meta) from a checkpoint written by the trainer.
+
+    The metadata is checked (``minialex.train.meta``) before the model is built from it."""
     ckpt = load_checkpoint(path)
-    meta = ckpt["meta"]
-    if "model" not in meta:
-        raise CheckpointError(f"{ckpt['path']} does not say which model it holds")
-    model = from_config(meta["model"])
+    meta = check_model_meta(ckpt["meta"], ckpt["model"], ckpt["path"])
+    try:
+        model = from_config(meta["model"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {ckpt['path']}: its model record cannot be built ({exc})") from None
     try:
         model.load_state_dict(ckpt["model"])
     except ValueError as exc:
+        problems = [line.strip() for line in str(exc).splitlines()[1:]]     # every mismatch, not the last one
         raise CheckpointError(f"{ckpt['path']}: the weights do not fit a {meta['model']['variant']} AlexNet "
-                              f"({str(exc).splitlines()[-1].strip()})") from None
+                              f"({'; '.join(problems)})") from None
     return model.to(device).eval(), meta
 
 
