@@ -103,12 +103,9 @@ class Emulator:
         self.launches.append(launch.kernel)
 
 
-@pytest.fixture(scope="session")
-def emu(tmp_path_factory):
-    if shutil.which("g++") is None:
-        pytest.skip("g++ not found: the CUDA emulation tests need it")
-    out = tmp_path_factory.mktemp("emu")
-    jobs = {name: compile_emulated(KERNEL_DIR / name, out) for name in KERNEL_FILES}
+def build_emulator(out_dir):
+    """An Emulator of every kernel file, compiled by g++ into out_dir (the files in parallel)."""
+    jobs = {name: compile_emulated(KERNEL_DIR / name, out_dir) for name in KERNEL_FILES}
     libs = {}
     for name, (so, proc) in jobs.items():
         log, _ = proc.communicate()
@@ -117,25 +114,33 @@ def emu(tmp_path_factory):
     return Emulator(libs)
 
 
+@pytest.fixture(scope="session")
+def emu(tmp_path_factory):
+    if shutil.which("g++") is None:
+        pytest.skip("g++ not found: the CUDA emulation tests need it")
+    return build_emulator(tmp_path_factory.mktemp("emu"))
+
+
 CANARY = {np.dtype(np.float32): 1234.5, np.dtype(np.int32): -777777, np.dtype(np.int64): -424242,
           np.dtype(np.uint8): 0xA5}
 POISON = {np.dtype(np.float32): np.nan, np.dtype(np.int32): -999, np.dtype(np.int64): -999,
           np.dtype(np.uint8): 0x5A}
 
 
-class GuardedNumpy:
-    """NumPy whose ``empty`` returns poisoned arrays between canaries (checked by ``check``)."""
+class GuardedArrays:
+    """An array module (NumPy; CuPy in benchmarks/gpu_check.py) whose ``empty`` returns poisoned
+    arrays between canaries (checked by ``check``); everything else is the module's own."""
 
     PAD = 67
 
-    def __init__(self):
-        self.buffers = []
+    def __init__(self, module=np):
+        self.module, self.buffers = module, []
 
     def empty(self, shape, dtype=np.float32):
         shape = tuple(int(s) for s in (shape if isinstance(shape, (tuple, list)) else (shape,)))
         dtype = np.dtype(dtype)
         n = int(np.prod(shape))
-        buf = np.full(n + 2 * self.PAD, CANARY[dtype], dtype)
+        buf = self.module.full(n + 2 * self.PAD, CANARY[dtype], dtype)
         a = buf[self.PAD:self.PAD + n].reshape(shape)
         a[...] = POISON[dtype]
         self.buffers.append((buf, n))
@@ -143,22 +148,22 @@ class GuardedNumpy:
 
     def array(self, values, dtype=np.float32):
         a = self.empty(np.shape(values), dtype)
-        a[...] = values
+        a[...] = self.module.asarray(values)
         return a
 
     def check(self):
         for buf, n in self.buffers:
-            canary = CANARY[buf.dtype]
-            assert (buf[:self.PAD] == canary).all(), "write before the start of an array"
-            assert (buf[self.PAD + n:] == canary).all(), "write past the end of an array"
+            canary = CANARY[np.dtype(buf.dtype)]
+            assert bool((buf[:self.PAD] == canary).all()), "write before the start of an array"
+            assert bool((buf[self.PAD + n:] == canary).all()), "write past the end of an array"
 
     def __getattr__(self, name):
-        return getattr(np, name)
+        return getattr(self.module, name)
 
 
 @pytest.fixture
 def xp():
-    guarded = GuardedNumpy()
+    guarded = GuardedArrays()
     yield guarded
     guarded.check()
 
