@@ -13,9 +13,11 @@ test_kernels_emulated.py's GuardedArrays: every output poisoned with NaN or a se
 launch, a guard zone around every array checked after it), and the first case of each entry point
 once more through the public function itself. The oracles are tests/kernel_reference.py (float64,
 on the CPU). Inputs: the emulated tests' small cases, and AlexNet's layer shapes at a small batch
-(--shapes all, the default on a GPU). With --cpu the same cases run through the kernel emulator, so
-a bug in this check shows up without a GPU. Every check prints one line; the exit status is 1 if
-any check failed, 3 if there is no GPU (or no CuPy).
+(--shapes all, the default on a GPU). With --cpu the same cases run through the kernel emulator,
+and with MINIALEX_FAKE_CUPY=1 and tests/fake_cupy on PYTHONPATH the GPU path runs on the test
+suite's strict CuPy stand-in, so a bug in this check shows up without a GPU (``probe``, which the
+shell script asks, never takes the stand-in for a GPU). Every check prints one line; the exit
+status is 1 if any check failed, 3 if there is no GPU (or no CuPy).
 """
 import argparse
 import os
@@ -46,14 +48,23 @@ NO_GPU = 3
 
 
 # ---- is there a GPU -------------------------------------------------------------------------------
-def gpu_status():
-    """(True, "GPU: ...") or (False, "no GPU: why"), without raising."""
+def gpu_status(allow_fake=False):
+    """(True, "GPU: ...") or (False, "no GPU: why"), without raising.
+
+    The test suite's CPU stand-in for CuPy (tests/fake_cupy, ``cupy.IS_FAKE``) is no GPU; with
+    ``allow_fake`` (the steps, when MINIALEX_FAKE_CUPY=1) it is accepted, to test this check itself.
+    """
     smi = shutil.which("nvidia-smi")
     smi_note = f"nvidia-smi at {smi}" if smi else "nvidia-smi not on PATH"
     try:
         import cupy
     except Exception as exc:  # ImportError, or a CuPy that fails to load its CUDA libraries
         return False, f"no GPU: CuPy is not importable ({type(exc).__name__}: {exc}); {smi_note}"
+    if getattr(cupy, "IS_FAKE", False):
+        if not allow_fake:
+            return False, (f"no GPU: the cupy found is minialex's CPU stand-in ({os.path.dirname(cupy.__file__)}); "
+                           f"{smi_note}")
+        return True, "CPU stand-in, not a GPU: CuPy is tests/fake_cupy (MINIALEX_FAKE_CUPY=1)"
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:
@@ -68,8 +79,12 @@ def _text(value):
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def fake_allowed():
+    return os.environ.get("MINIALEX_FAKE_CUPY") == "1"
+
+
 def probe(args):
-    ok, line = gpu_status()
+    ok, line = gpu_status()  # the stand-in never passes for a GPU here: the shell script stops
     print(f"gpu_check: {line}", flush=True)
     return 0 if ok else NO_GPU
 
@@ -500,7 +515,8 @@ def run_cases(cases, make_api, public_api=None, log=print, every_entry=True):
 
 
 def select(cases, only):
-    return [c for c in cases if only is None or only in f"{c.entry} {c.label}"]
+    """The cases whose entry point and label contain one of the texts ``only`` (all for None)."""
+    return [c for c in cases if only is None or any(text in f"{c.entry} {c.label}" for text in only)]
 
 
 def check_kernels(args):
@@ -516,10 +532,11 @@ def check_kernels(args):
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return 1 if failures else 0
-    ok, line = gpu_status()
+    ok, line = gpu_status(allow_fake=fake_allowed())
     if not ok:
         print(f"gpu_check: {line}", file=sys.stderr)
         return NO_GPU
+    print(f"gpu_check: {line}", flush=True)
     import cupy
     sync = cupy.cuda.Device().synchronize
     failures = run_cases(select(all_cases(args.shapes or "all"), args.only), lambda: GuardedAPI(cupy, K.run, sync),
@@ -545,8 +562,9 @@ def parse_args(argv=None):
     k.add_argument("--shapes", choices=("small", "all"), default=None,
                    help="small: the emulated tests' shapes; all: also AlexNet's layers at a small batch "
                         "(default: all on the GPU, small with --cpu)")
-    k.add_argument("--only", metavar="TEXT", default=None,
-                   help="only the cases whose entry point and label contain TEXT (e.g. lrn_backward, 'v3')")
+    k.add_argument("--only", metavar="TEXT", nargs="+", default=None,
+                   help="only the cases whose entry point and label contain one of the TEXTs "
+                        "(e.g. lrn_backward 'v3')")
     k.set_defaults(func=check_kernels)
     return p.parse_args(argv)
 
@@ -554,7 +572,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     if args.step in ("versions", "compile"):
-        ok, line = gpu_status()
+        ok, line = gpu_status(allow_fake=fake_allowed())
         if not ok:
             print(f"gpu_check: {line}", file=sys.stderr)
             return NO_GPU

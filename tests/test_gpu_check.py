@@ -32,6 +32,9 @@ def emulator(check, tmp_path_factory):
     return check.emulated.build_emulator(tmp_path_factory.mktemp("gpu_check_emu"))
 
 
+FAKE_CUPY_DIR = ROOT / "tests" / "fake_cupy"
+
+
 def no_gpu_env(tmp_path, fake_nvidia_smi=False):
     """PATH without nvidia-smi (or with one that fails) and a cupy that cannot be imported."""
     fake = tmp_path / "fake"
@@ -45,7 +48,14 @@ def no_gpu_env(tmp_path, fake_nvidia_smi=False):
         smi.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed: no driver' >&2\nexit 9\n")
         smi.chmod(0o755)
         dirs.insert(0, str(smi.parent))
-    return dict(os.environ, PATH=os.pathsep.join(dirs), PYTHONPATH=str(fake), PYTHON=sys.executable)
+    return dict(os.environ, PATH=os.pathsep.join(dirs), PYTHONPATH=str(fake), PYTHON=sys.executable,
+                MINIALEX_FAKE_CUPY="0")
+
+
+def stand_in_env(allow):
+    """The test suite's CPU stand-in for CuPy on the path; MINIALEX_FAKE_CUPY=1 lets the steps use it."""
+    return dict(os.environ, PYTHONPATH=str(FAKE_CUPY_DIR), PYTHON=sys.executable,
+                MINIALEX_FAKE_CUPY="1" if allow else "0")
 
 
 # ---- no GPU -----------------------------------------------------------------------------------------
@@ -62,6 +72,14 @@ def test_gpu_check_sh_stops_at_no_gpu(tmp_path, fake_nvidia_smi):
     assert "== step" not in result.stdout                      # stopped before step 1
     assert [p.name for p in out.iterdir()] == ["summary.txt"]
     assert "no GPU" in (out / "summary.txt").read_text()
+
+
+def test_gpu_check_sh_takes_the_cupy_stand_in_for_no_gpu(tmp_path):
+    """Even with MINIALEX_FAKE_CUPY=1: a check that passed on the CPU stand-in would claim a GPU."""
+    result = subprocess.run(["bash", str(SHELL_SCRIPT), str(tmp_path / "out")], capture_output=True, text=True,
+                            env=stand_in_env(allow=True), timeout=120)
+    assert result.returncode == 3, (result.stdout, result.stderr)
+    assert result.stdout.startswith("gpu_check: no GPU: the cupy found is minialex's CPU stand-in")
 
 
 def test_gpu_check_sh_usage():
@@ -140,3 +158,20 @@ def test_kernel_check_fails_on_a_broken_kernel(check, emulator, kernel, damage, 
                                log=lines.append, every_entry=False)
     assert failures >= 1 and any(ln.startswith(f"FAIL {entry}") for ln in lines), "\n".join(lines)
     assert message in "\n".join(lines)
+
+
+def test_kernel_check_runs_its_gpu_path_on_the_cupy_stand_in():
+    """Step 3 as on a GPU (CuPy arrays behind canaries, the public functions, cupy.asnumpy), with the
+    strict stand-in as CuPy: every entry point, one conv geometry in all versions."""
+    only = ["N2C4H9W7", "lrn", "max_pool", "bias_act", "dropout", "softmax", "sgd"]
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "kernels", "--shapes",
+                             "small", "--only", *only], capture_output=True, text=True, env=stand_in_env(allow=True),
+                            timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0] == "gpu_check: CPU stand-in, not a GPU: CuPy is tests/fake_cupy (MINIALEX_FAKE_CUPY=1)"
+    assert lines[-1].endswith("over 13 entry points, 0 failure(s)")
+    assert sum("[public]" in ln for ln in lines) == 13
+    refused = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "kernels"],
+                             capture_output=True, text=True, env=stand_in_env(allow=False), timeout=120)
+    assert refused.returncode == 3 and "no GPU: the cupy found is minialex's CPU stand-in" in refused.stderr
