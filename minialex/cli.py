@@ -17,7 +17,7 @@ after saving a checkpoint. Warnings are one line each, ``minialex: warning: ...`
 import argparse
 import sys
 
-from .functional.conv2d import ALGORITHMS, current_algorithm
+from .functional.algorithms import CONV_ALGORITHMS as ALGORITHMS, current_algorithm
 from .models import VARIANTS
 from .models.alexnet import INITS
 from .train.config import DATASETS, PARAM_GROUPS, SCHEDULES, TrainConfig

@@ -224,7 +224,7 @@ def test_the_backward_keeps_the_forwards_algorithm(winograd_calls):
 
 def test_the_setting_belongs_to_the_thread():
     import threading
-    module = sys.modules["minialex.functional.conv2d"]
+    module = sys.modules["minialex.functional.algorithms"]
     seen, entered, release = {}, threading.Event(), threading.Event()
 
     def other():

@@ -13,9 +13,13 @@ One op per file, forward and backward side by side:
     adaptive_avg_pool2d  adaptive_avg_pool2d.py
     flatten, reshape...  shape.py
     + - * / ** exp log   elementwise.py;  sum, mean in reduce.py;  matmul in matmul.py
+
+Where conv2d has several algorithms, ``conv_algorithm`` chooses (algorithms.py);
+the argument checks shared by the ops are in _checks.py.
 """
 from .adaptive_avg_pool2d import adaptive_avg_pool2d
-from .conv2d import conv2d, conv_algorithm, current_algorithm
+from .algorithms import conv_algorithm, current_algorithm
+from .conv2d import conv2d
 from .cross_entropy import cross_entropy
 from .dropout import dropout
 from .elementwise import add, div, exp, log, mul, neg, pow, sub

@@ -51,3 +51,34 @@ def normalize_dim(dim, ndim, op):
     if not -ndim <= dim < ndim:
         raise ValueError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dimensions")
     return dim % ndim
+
+
+# ----------------------------------------------------------------------------- one helper per op
+def check_conv2d_args(x, weight, bias, stride, padding, groups):
+    """conv2d's arguments (see conv2d.py for the shapes): returns (stride, padding) as pairs and groups."""
+    op = "conv2d"
+    check_tensor(x, "input", op, ndim=4)
+    check_tensor(weight, "weight", op, ndim=4)
+    stride = pair(stride, "stride", op, minimum=1)
+    padding = pair(padding, "padding", op, minimum=0)
+    groups = positive_int(groups, "groups", op)
+    N, C, H, W = x.shape
+    O, Cg, kH, kW = weight.shape
+    if C % groups:
+        raise ValueError(f"{op}: input channels ({C}) must be divisible by groups ({groups})")
+    if O % groups:
+        raise ValueError(f"{op}: output channels ({O}, weight shape {weight.shape}) must be divisible by groups ({groups})")
+    if Cg * groups != C:
+        raise ValueError(f"{op}: input has {C} channels (shape {x.shape}) but weight of shape {weight.shape} "
+                         f"with groups={groups} expects {Cg * groups}")
+    if H + 2 * padding[0] < kH or W + 2 * padding[1] < kW:
+        raise ValueError(f"{op}: kernel {kH}x{kW} is larger than the padded input "
+                         f"{H + 2 * padding[0]}x{W + 2 * padding[1]} (input {H}x{W}, padding {padding})")
+    if bias is not None:
+        check_tensor(bias, "bias", op, ndim=1)
+        if bias.shape[0] != O:
+            raise ValueError(f"{op}: bias has shape {bias.shape}, expected ({O},)")
+    check_same_device(op, x, weight, bias)
+    if x.dtype != weight.dtype:
+        raise TypeError(f"{op}: input is {x.dtype} but weight is {weight.dtype}; convert one with .to()")
+    return stride, padding, groups

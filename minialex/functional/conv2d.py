@@ -18,7 +18,8 @@ As matrices, with K = C/G*kH*kW and L = OH*OW, for each image n and group g:
 The cols layout (N, G, K, L) makes Y come out directly in NCHW order: no transpose
 after the product. The plain nested-loop version is ``minialex.reference.conv2d``.
 
-Two faster routes, each tested against that reference and against im2col (``conv_algorithm``):
+Two faster routes, each tested against that reference and against im2col, chosen per call by
+``conv_algorithm`` (``algorithms.py``: "auto" takes them where they pay):
   * 3x3 stride-1 layers (AlexNet's conv3..conv5) take Winograd's F(2x2, 3x3), 2.25x fewer
     multiplications: ``winograd.py`` (Lavin & Gray 2016), forward and weight gradient;
   * at stride 1 the data gradient is a convolution of the padded output gradient with the
@@ -28,47 +29,20 @@ On the GPU (float32 CuPy arrays) the same maths runs in our own CUDA kernels,
 ``kernels/conv2d.cu`` (implicit GEMM: the im2col tiles are built in shared memory and never
 stored), through ``minialex/cuda/kernels.py``; see ``_conv2d_cuda`` below.
 """
-import contextlib
-import contextvars
-import os
-
 from .. import backend
 from ..tensor import Tensor
 from ..cuda import use_cuda_kernels
 from . import winograd
-from ._checks import check_same_device, check_tensor, pair, positive_int
+from ._checks import check_conv2d_args
+from .algorithms import current_algorithm, use_winograd
 from .im2col import col2im, im2col
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
-    op = "conv2d"
-    check_tensor(x, "input", op, ndim=4)
-    check_tensor(weight, "weight", op, ndim=4)
-    stride = pair(stride, "stride", op, minimum=1)
-    padding = pair(padding, "padding", op, minimum=0)
-    G = positive_int(groups, "groups", op)
-    N, C, H, W = x.shape
-    O, Cg, kH, kW = weight.shape
-    if C % G:
-        raise ValueError(f"{op}: input channels ({C}) must be divisible by groups ({G})")
-    if O % G:
-        raise ValueError(f"{op}: output channels ({O}, weight shape {weight.shape}) must be divisible by groups ({G})")
-    if Cg * G != C:
-        raise ValueError(f"{op}: input has {C} channels (shape {x.shape}) but weight of shape {weight.shape} "
-                         f"with groups={G} expects {Cg * G}")
-    if H + 2 * padding[0] < kH or W + 2 * padding[1] < kW:
-        raise ValueError(f"{op}: kernel {kH}x{kW} is larger than the padded input "
-                         f"{H + 2 * padding[0]}x{W + 2 * padding[1]} (input {H}x{W}, padding {padding})")
-    if bias is not None:
-        check_tensor(bias, "bias", op, ndim=1)
-        if bias.shape[0] != O:
-            raise ValueError(f"{op}: bias has shape {bias.shape}, expected ({O},)")
-    check_same_device(op, x, weight, bias)
-    if x.dtype != weight.dtype:
-        raise TypeError(f"{op}: input is {x.dtype} but weight is {weight.dtype}; convert one with .to()")
-
+    stride, padding, G = check_conv2d_args(x, weight, bias, stride, padding, groups)
     if use_cuda_kernels(x):
         return _conv2d_cuda(x, weight, bias, stride, padding, G)
+    O = weight.shape[0]
     algorithm = current_algorithm()                  # the backward uses the forward's choice, whatever the
     y, saved = _forward(x.data, weight.data, stride, padding, G, algorithm)    # setting is by then
     if bias is not None:
@@ -90,66 +64,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
     return Tensor.from_op(y, parents, backward, "conv2d")
 
 
-# ----------------------------------------------------------------------------- algorithms
-ALGORITHMS = ("auto", "im2col", "winograd")
-_algorithm = contextvars.ContextVar("minialex_conv_algorithm", default=None)   # per thread / async task
-
-
-def current_algorithm():
-    """The algorithm in force: the innermost ``conv_algorithm`` block, else MINIALEX_CONV_ALGORITHM, else "auto"."""
-    name = _algorithm.get()
-    if name is None:
-        name = os.environ.get("MINIALEX_CONV_ALGORITHM", "auto")
-        if name not in ALGORITHMS:
-            raise ValueError(f"conv2d: MINIALEX_CONV_ALGORITHM={name!r} is not one of {', '.join(ALGORITHMS)}")
-    return name
-
-
-@contextlib.contextmanager
-def conv_algorithm(name):
-    """Use one convolution algorithm for the convolutions computed inside a ``with`` block (their
-    backward passes keep it, wherever they run). It applies to NumPy arrays, and to CuPy arrays that
-    do not take our CUDA kernels (float64, or MINIALEX_CUDA_KERNELS=0):
-
-    * ``"auto"`` (the default): Winograd F(2x2, 3x3) for 3x3 stride-1 layers on NumPy arrays with enough
-      channels and images to profit (``WINOGRAD_MIN_CHANNELS``, ``WINOGRAD_MIN_TILES``), im2col elsewhere;
-    * ``"im2col"``: im2col + one matrix product everywhere, and col2im for every data gradient: the
-      plain textbook path;
-    * ``"winograd"``: Winograd wherever it applies (3x3, stride 1), im2col elsewhere.
-    The environment variable ``MINIALEX_CONV_ALGORITHM`` sets the default for a whole run. The setting
-    belongs to the thread (a ``contextvars`` variable): a block in one thread does not change another's."""
-    if name not in ALGORITHMS:
-        raise ValueError(f"conv_algorithm: unknown algorithm {name!r}; choose one of {', '.join(ALGORITHMS)}")
-    token = _algorithm.set(name)
-    try:
-        yield
-    finally:
-        _algorithm.reset(token)
-
-
-# Below these sizes Winograd's transforms cost more than its products save (measured on AlexNet's and the
-# mini net's 3x3 layers, forward + backward, 2-core machine: conv3 at batch 4 (196 tiles) 1.13x im2col's
-# time, at batch 8 (392 tiles) 0.88x, at batch 16 0.70x; the mini net's conv3-5 at 128 tiles 0.6-0.9x,
-# at 256 tiles 0.57-0.69x, at 64 tiles ~1x).
-WINOGRAD_MIN_CHANNELS = 16   # per group, in and out
-WINOGRAD_MIN_TILES = 256     # 2x2 output tiles over the batch: N * ceil(OH / 2) * ceil(OW / 2)
-
-
-def _use_winograd(x, w_shape, stride, padding, G, algorithm):
-    """Whether ``algorithm`` takes Winograd for input array x (N, C, H, W) and weights of w_shape (O, C/G, kH, kW)."""
-    if algorithm == "im2col" or not winograd.applies(w_shape[2:], stride):
-        return False
-    if algorithm == "winograd":
-        return True
-    N, _, H, W = x.shape
-    TH, TW = winograd.tile_counts(H + 2 * padding[0] - 2, W + 2 * padding[1] - 2)
-    return (backend.xp_of(x).__name__ == "numpy" and min(w_shape[0] // G, w_shape[1]) >= WINOGRAD_MIN_CHANNELS
-            and N * TH * TW >= WINOGRAD_MIN_TILES)
-
-
 def _forward(x, w, stride, padding, G, algorithm):
     """x (N, C, H, W), w (O, C/G, kH, kW) arrays -> (y (N, O, OH, OW), what the weight gradient needs)."""
-    if _use_winograd(x, w.shape, stride, padding, G, algorithm):
+    if use_winograd(x, w.shape, stride, padding, G, algorithm):
         y, V = winograd.conv2d(x, w, padding, G)                   # see winograd.py
         return y, ("winograd", V)
     xp = backend.xp_of(x)
@@ -178,7 +95,7 @@ def _data_grad(g, w, x_shape, stride, padding, G, algorithm):
     Og = O // G
     pH, pW = padding
     flipped_padding = (kH - 1 - pH, kW - 1 - pW)
-    if pH < kH and pW < kW and _use_winograd(g, (C, Og, kH, kW), stride, flipped_padding, G, algorithm):
+    if pH < kH and pW < kW and use_winograd(g, (C, Og, kH, kW), stride, flipped_padding, G, algorithm):
         w_t = w.reshape(G, Og, Cg, kH, kW)[:, :, :, ::-1, ::-1].transpose(0, 2, 1, 3, 4)  # (G, C/G, O/G, kH, kW)
         w_t = xp.ascontiguousarray(w_t).reshape(C, Og, kH, kW)                         # filters of dx's channels
         return winograd.conv2d(g, w_t, flipped_padding, G)[0]                         # stride 1, as applies() says

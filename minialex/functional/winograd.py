@@ -30,11 +30,10 @@ Backward:
               gradient, with the filters flipped and transposed), so conv2d.py calls this file again.
 
 Float32 rounding: the transforms add and subtract, so results differ from im2col's in the last bits
-(relative error ~1e-6 on AlexNet's conv4, checked in tests/test_conv_algorithms.py); the plain
-reference is ``minialex.reference.conv2d``. A training run is chaotic enough that these bits change
-its trajectory: the same seed ends with other weights than with ``F.conv_algorithm("im2col")`` (which
-reproduces im2col-only runs bit for bit); over seeds 0-3 of the main job both gave 97.5-98.4%
-(benchmarks/RESULTS.md).
+(tests/test_conv_algorithms.py bounds the difference on AlexNet's conv4); the plain reference is
+``minialex.reference.conv2d``. A training run is chaotic enough that these bits change its trajectory:
+the same seed ends with other weights than with ``F.conv_algorithm("im2col")``, which reproduces
+im2col-only runs bit for bit (the seeds' accuracies with both are in benchmarks/RESULTS.md).
 """
 from .. import backend
 

@@ -90,7 +90,7 @@ class TrainConfig:
 
     def validate(self):
         """Raise ConfigError naming the first bad setting; returns self."""
-        from ..functional.conv2d import ALGORITHMS
+        from ..functional.algorithms import CONV_ALGORITHMS as ALGORITHMS
         from ..models import VARIANTS
         from ..models.alexnet import INITS
         self._check_types()
