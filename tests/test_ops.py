@@ -155,6 +155,13 @@ POOL_CASES = [
 ]
 
 
+@pytest.fixture(params=["plain", "phase_planes"])
+def pool_algorithm(request):
+    """Each max-pool test runs both CPU algorithms (``F.pool_algorithm``; float32 CuPy takes the kernels)."""
+    with F.pool_algorithm(request.param):
+        yield request.param
+
+
 def _pool_out(size, k, s, p, ceil):
     if ceil:
         o = math.ceil((size + 2 * p - k) / s) + 1
@@ -165,7 +172,7 @@ def _pool_out(size, k, s, p, ceil):
 @pytest.mark.parametrize("kind", LAYOUTS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,kernel,stride,padding,ceil_mode", POOL_CASES)
-def test_max_pool2d_forward_and_argmax(device, dtype, kind, shape, kernel, stride, padding, ceil_mode):
+def test_max_pool2d_forward_and_argmax(pool_algorithm, device, dtype, kind, shape, kernel, stride, padding, ceil_mode):
     """Values match the naive loops, and the gradient lands exactly on each window's argmax."""
     x = tie_free(*shape)
     y_ref, arg = cached(("pool", shape, kernel, stride, padding, ceil_mode),
@@ -190,7 +197,7 @@ def _assert_pool_matches(x, y_ref, arg, device, kind, dtype, *pool_args):
     assert_close(t.grad, expected.reshape(x.shape), **TOL[dtype])
 
 
-def test_max_pool2d_output_sizes():
+def test_max_pool2d_output_sizes(pool_algorithm):
     """The output-size rule, in particular ceil_mode (Caffe's rounding) against floor."""
     for H, k, s, p in [(6, 3, 2, 0), (7, 3, 2, 0), (5, 2, 2, 1), (6, 3, 2, 1), (55, 3, 2, 0), (13, 3, 2, 0)]:
         for ceil in (False, True):
@@ -201,12 +208,12 @@ def test_max_pool2d_output_sizes():
 
 
 @pytest.mark.parametrize("shape,kernel,stride,padding,ceil_mode", POOL_CASES)
-def test_max_pool2d_gradcheck_tie_free(device, shape, kernel, stride, padding, ceil_mode):
+def test_max_pool2d_gradcheck_tie_free(pool_algorithm, device, shape, kernel, stride, padding, ceil_mode):
     check_grads(lambda x: F.max_pool2d(x, kernel, stride, padding, ceil_mode),
                 [make(tie_free(*shape), kind="strided")], device)
 
 
-def test_max_pool2d_tie_rule_first_maximum_in_scan_order(device):
+def test_max_pool2d_tie_rule_first_maximum_in_scan_order(pool_algorithm, device):
     """All equal: every window's gradient goes to its top-left element (the documented rule)."""
     x = make(np.ones((1, 1, 4, 4)), device, requires_grad=True)
     F.max_pool2d(x, 2, 2).sum().backward()
@@ -215,7 +222,7 @@ def test_max_pool2d_tie_rule_first_maximum_in_scan_order(device):
     assert_close(x.grad[0, 0], expected, rtol=0, atol=0)
 
 
-def test_max_pool2d_kernel_of_more_than_256_offsets(device):
+def test_max_pool2d_kernel_of_more_than_256_offsets(pool_algorithm, device):
     """Increasing values put every window's maximum at its last offset, 271 of a 17x16 kernel: an
     offset code of 8 bits (enough up to 16x16) would wrap it to 15 and route the gradient there."""
     x = make(np.arange(2 * 18 * 17, dtype=np.float64).reshape(1, 2, 18, 17), device, requires_grad=True)
@@ -225,7 +232,7 @@ def test_max_pool2d_kernel_of_more_than_256_offsets(device):
     assert_close(x.grad, expected, rtol=0, atol=0)
 
 
-def test_max_pool2d_empty_batch_or_channels(device):
+def test_max_pool2d_empty_batch_or_channels(pool_algorithm, device):
     for shape in ((0, 3, 7, 7), (2, 0, 7, 7)):
         x = make(np.zeros(shape), device, requires_grad=True)
         y = F.max_pool2d(x, 3, 2)
@@ -236,7 +243,7 @@ def test_max_pool2d_empty_batch_or_channels(device):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,kernel,stride,padding,ceil_mode", POOL_CASES)
-def test_max_pool2d_ties_go_to_the_first_maximum(device, dtype, shape, kernel, stride, padding, ceil_mode):
+def test_max_pool2d_ties_go_to_the_first_maximum(pool_algorithm, device, dtype, shape, kernel, stride, padding, ceil_mode):
     """Small integers, so most windows hold their maximum more than once (also across rows and
     in the overlaps): each window's gradient goes to the first maximum in row-major order, as the
     reference's strict ">" scan; a later equal value (last-max rule) or a column-major scan fails."""

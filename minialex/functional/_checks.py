@@ -82,3 +82,23 @@ def check_conv2d_args(x, weight, bias, stride, padding, groups):
     if x.dtype != weight.dtype:
         raise TypeError(f"{op}: input is {x.dtype} but weight is {weight.dtype}; convert one with .to()")
     return stride, padding, groups
+
+
+def check_max_pool2d_args(x, kernel_size, stride, padding):
+    """max_pool2d's arguments: returns kernel_size, stride (the kernel size when None) and padding as pairs."""
+    op = "max_pool2d"
+    check_tensor(x, "input", op, ndim=4)
+    kH, kW = pair(kernel_size, "kernel_size", op)
+    stride = pair((kH, kW) if stride is None else stride, "stride", op)
+    pH, pW = pair(padding, "padding", op, minimum=0)
+    if 2 * pH > kH or 2 * pW > kW:
+        raise ValueError(f"{op}: padding {(pH, pW)} must be at most half the kernel size {(kH, kW)}")
+    return (kH, kW), stride, (pH, pW)
+
+
+def check_pool_output_size(x, kernel_size, padding, output_size, op):
+    """At least one window along each axis (ceil_mode lets the last one overhang the input)."""
+    if min(output_size) < 1:
+        (kH, kW), (pH, pW), (H, W) = kernel_size, padding, x.shape[2:]
+        raise ValueError(f"{op}: kernel {kH}x{kW} is larger than the padded input "
+                         f"{H + 2 * pH}x{W + 2 * pW} (input shape {x.shape}, padding {(pH, pW)})")

@@ -1,4 +1,4 @@
-"""Which algorithm an op runs where it has more than one: the setting for convolution.
+"""Which algorithm an op runs where it has more than one: the settings for convolution and max-pooling.
 
 Each op family has a plain algorithm (the textbook one, easy to read), a faster one tested against it,
 and "auto", the default, which picks per call from the sizes. A ``with`` block changes the setting for
@@ -7,10 +7,12 @@ setting belongs to the thread (a ``contextvars`` variable): a block in one threa
 
     setting              choices                              default
     conv_algorithm       "auto", "im2col", "winograd"         $MINIALEX_CONV_ALGORITHM, else "auto"
+    pool_algorithm       "auto", "plain", "phase_planes"      "auto"
 
 The settings apply to NumPy arrays, and to CuPy arrays that do not take our CUDA kernels (float64, or
 MINIALEX_CUDA_KERNELS=0). Convolution has an environment variable because Winograd rounds float32
-differently from im2col, so a whole training run may want one algorithm.
+differently from im2col, so a whole training run may want one algorithm; max-pooling's algorithms give
+the same bits, so a ``with`` block is all a test or a reader needs.
 """
 import contextlib
 import contextvars
@@ -20,8 +22,10 @@ from .. import backend
 from . import winograd
 
 CONV_ALGORITHMS = ("auto", "im2col", "winograd")
+POOL_ALGORITHMS = ("auto", "plain", "phase_planes")
 
 _conv_setting = contextvars.ContextVar("minialex_conv_algorithm", default=None)  # None: ask the environment
+_pool_setting = contextvars.ContextVar("minialex_pool_algorithm", default="auto")
 
 
 @contextlib.contextmanager
@@ -76,3 +80,27 @@ def use_winograd(x, w_shape, stride, padding, groups, algorithm):
     TH, TW = winograd.tile_counts(H + 2 * padding[0] - 2, W + 2 * padding[1] - 2)
     return (backend.xp_of(x).__name__ == "numpy" and min(w_shape[0] // groups, w_shape[1]) >= WINOGRAD_MIN_CHANNELS
             and N * TH * TW >= WINOGRAD_MIN_TILES)
+
+
+# ----------------------------------------------------------------------------- max-pooling
+def pool_algorithm(name):
+    """Use one max-pooling algorithm for the max_pool2d calls inside a ``with`` block:
+
+    * ``"auto"`` (the default): the phase planes, the faster of the two at every size measured
+      (AlexNet's pool1, pool2, pool5 and the mini net's pools);
+    * ``"plain"``: a running maximum over the kernel offsets on strided views of the padded input,
+      the version ``max_pool2d.py`` opens with;
+    * ``"phase_planes"``: the same running maximum on contiguous stride-phase planes of the input
+      (``max_pool2d_phase_planes.py``).
+    Both give the same outputs and the same gradients, bit for bit."""
+    return _setting(_pool_setting, name, POOL_ALGORITHMS, "pool_algorithm")
+
+
+def current_pool_algorithm():
+    """The max-pooling algorithm in force: the innermost ``pool_algorithm`` block, else "auto"."""
+    return _pool_setting.get()
+
+
+def use_phase_planes(algorithm):
+    """Whether ``algorithm`` pools on phase planes."""
+    return algorithm != "plain"

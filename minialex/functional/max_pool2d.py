@@ -14,34 +14,65 @@ maximum (the argmax); overlapping windows can send several gradients to one inpu
 and they add up. Tie rule: the FIRST maximum in the window's row-major scan order
 (i, then j) wins, as in PyTorch's CPU kernel; test gradients on tie-free inputs.
 
-CPU algorithm (whole-array passes, no loop over windows). x_pad is cut into sH*sW phase planes
-    P[p, q][n, c, a, b] = x_pad[n, c, sH*a + p, sW*b + q]      each (N, C, Hq, Wq), -inf outside x,
-so kernel offset k = i*kW + j sees, at every output (oh, ow) at once,
-    v_k[n, c, oh, ow] = P[i % sH, j % sW][n, c, oh + i // sH, ow + j // sW],
-a contiguous slice of the flattened plane, shifted by d_k = (i // sH) * Wq + j // sW (computed on
-the planes' (Hq, Wq) grid; the outputs past (OH, OW) are dropped). The forward takes the running
-maximum over k = 0 .. kH*kW-1 and records which offset last raised it strictly:
-    m_k = v_k > max(v_0, ..., v_{k-1}),     argmax = max_k k * m_k     (N, C, Hq, Wq),
-uint8 (int32 when kH*kW > 256): the first maximum, as a later equal value does not raise it. The
-backward routes g plane by plane,
-    dP[i % sH, j % sW] (shifted by d_k) += g * (argmax == k),
-and interleaves the planes into dx.
+How, below: kernel offset (i, j) of every window at once is one strided view of x_pad, of shape
+(N, C, OH, OW). The forward takes the running maximum over the kH*kW views and remembers in
+``argmax`` which offset k = i*kW + j won; the backward adds each output's gradient back through the
+view of the offset that won.
 
-Where this differs from PyTorch and from kernels/maxpool.cu (both send the gradient to the NaN, or
-to the first real pixel): a NaN makes the output NaN (np.maximum), but as no comparison with NaN
-holds, its gradient goes where the running maximum was when the first NaN came (to the NaN itself
-only when it is at offset 0); a window that is all -inf and starts in the padding sends its gradient
-to the padding, i.e. nowhere.
-
-On the GPU (float32 CuPy arrays): ``kernels/maxpool.cu``, a forward that stores the argmax
-and a deterministic backward that gathers per input pixel (no atomics).
+Two other paths compute the same thing, chosen like convolution's (``algorithms.py``):
+  * ``F.pool_algorithm("phase_planes")``, the default ("auto") on the CPU: the same running maximum
+    on contiguous stride-phase planes, with a uint8 argmax (``max_pool2d_phase_planes.py``); same
+    bits, about 3x faster backward. ``F.pool_algorithm("plain")`` runs the code below.
+  * float32 CuPy arrays: ``kernels/maxpool.cu``, a forward that stores the argmax and a deterministic
+    backward that gathers per input pixel (no atomics).
+NaN: the output is NaN (``maximum``), but no comparison with NaN holds, so its gradient goes where the
+running maximum was when the first NaN came (to the NaN itself only when it is at offset 0); PyTorch and
+kernels/maxpool.cu send it to the NaN. A window that is all -inf and starts in the padding sends its
+gradient to the padding, i.e. nowhere.
 """
 import math
 
 from ..tensor import Tensor
 from ..cuda import use_cuda_kernels
-from ..parallel import for_batch
-from ._checks import check_tensor, pair
+from ._checks import check_max_pool2d_args, check_pool_output_size
+from .algorithms import current_pool_algorithm, use_phase_planes
+from .max_pool2d_phase_planes import max_pool2d_phase_planes
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
+    (kH, kW), (sH, sW), (pH, pW) = check_max_pool2d_args(x, kernel_size, stride, padding)
+    N, C, H, W = x.shape
+    OH = pool_output_size(H, kH, sH, pH, ceil_mode)
+    OW = pool_output_size(W, kW, sW, pW, ceil_mode)
+    check_pool_output_size(x, (kH, kW), (pH, pW), (OH, OW), "max_pool2d")
+    if use_cuda_kernels(x):
+        return _max_pool2d_cuda(x, (kH, kW), (sH, sW), (pH, pW), ceil_mode)
+    if use_phase_planes(current_pool_algorithm()):
+        return max_pool2d_phase_planes(x, (kH, kW), (sH, sW), (pH, pW), (OH, OW))
+    xp = x.xp
+    bottom = (OH - 1) * sH + kH - H - pH                # -inf rows and columns after x that the last
+    right = (OW - 1) * sW + kW - W - pW                 # window needs (ceil_mode may need some)
+    x_pad = xp.pad(x.data, ((0, 0), (0, 0), (pH, max(bottom, 0)), (pW, max(right, 0))),
+                   constant_values=-xp.inf)           # (N, C, pH + H + bottom, pW + W + right)
+
+    def window(k, a):
+        """The (N, C, OH, OW) view of ``a`` at kernel offset k = i*kW + j of every window."""
+        i, j = divmod(k, kW)
+        return a[:, :, i:i + sH * (OH - 1) + 1:sH, j:j + sW * (OW - 1) + 1:sW]
+
+    y = window(0, x_pad).copy()                         # (N, C, OH, OW): the running maximum
+    argmax = xp.zeros(y.shape, dtype=xp.int32)          # the offset k that holds it
+    for k in range(1, kH * kW):
+        v = window(k, x_pad)
+        argmax[v > y] = k                               # strictly: a later equal value does not win
+        xp.maximum(y, v, out=y)
+
+    def backward(g):
+        dx_pad = xp.zeros(x_pad.shape, dtype=g.dtype)
+        for k in range(kH * kW):
+            window(k, dx_pad)[...] += g * (argmax == k)     # windows overlap: gradients add up
+        return (dx_pad[:, :, pH:pH + H, pW:pW + W],)   # (N, C, H, W)
+    return Tensor.from_op(y, (x,), backward, "max_pool2d")
 
 
 def pool_output_size(size, kernel, stride, padding, ceil_mode):
@@ -52,94 +83,6 @@ def pool_output_size(size, kernel, stride, padding, ceil_mode):
             out -= 1
         return out
     return (size + 2 * padding - kernel) // stride + 1
-
-
-def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
-    op = "max_pool2d"
-    check_tensor(x, "input", op, ndim=4)
-    kH, kW = pair(kernel_size, "kernel_size", op)
-    sH, sW = pair(kernel_size if stride is None else stride, "stride", op)
-    pH, pW = pair(padding, "padding", op, minimum=0)
-    if 2 * pH > kH or 2 * pW > kW:
-        raise ValueError(f"{op}: padding {(pH, pW)} must be at most half the kernel size {(kH, kW)}")
-    N, C, H, W = x.shape
-    OH = pool_output_size(H, kH, sH, pH, ceil_mode)
-    OW = pool_output_size(W, kW, sW, pW, ceil_mode)
-    if OH < 1 or OW < 1:
-        raise ValueError(f"{op}: kernel {kH}x{kW} is larger than the padded input "
-                         f"{H + 2 * pH}x{W + 2 * pW} (input shape {x.shape}, padding {(pH, pW)})")
-    if use_cuda_kernels(x):
-        return _max_pool2d_cuda(x, (kH, kW), (sH, sW), (pH, pW), ceil_mode)
-    xp = x.xp
-    if x.data.size == 0:                                # no samples or no channels: nothing to pool
-        return Tensor.from_op(xp.empty((N, C, OH, OW), dtype=x.dtype), (x,),
-                              lambda g: (xp.zeros(x.shape, dtype=g.dtype),), "max_pool2d")
-    Hq = -(-max(pH + H, (OH - 1) * sH + kH) // sH)     # the planes hold x and all the windows
-    Wq = -(-max(pW + W, (OW - 1) * sW + kW) // sW)
-
-    def phase(p, q):
-        """(the rows and columns of x in plane (p, q), the rows and columns they fill there)."""
-        r, c = (p - pH) % sH, (q - pW) % sW             # x's first row and column in the plane
-        a, b = (r + pH) // sH, (c + pW) // sW
-        rows, cols = len(range(r, H, sH)), len(range(c, W, sW))
-        return (slice(r, H, sH), slice(c, W, sW)), (slice(a, a + rows), slice(b, b + cols))
-    phases = [(p, q) + phase(p, q) for p in range(sH) for q in range(sW)]
-    K = kH * kW
-    offsets = [(i % sH, j % sW, (i // sH) * Wq + j // sW)  # offset k = i*kW + j: its plane (p, q), shift d_k
-               for i in range(kH) for j in range(kW)]
-    shift = offsets[-1][2]                              # the largest d_k
-    code = xp.uint8 if K <= 256 else xp.int32
-    ks = xp.arange(K, dtype=code)[:, None]
-    y = xp.empty((N, C, OH, OW), dtype=x.dtype)
-    argmax = xp.empty((N, C, Hq, Wq), dtype=code)
-
-    def pool(s):                                        # s: a slice of the batch
-        xs = x.data[s]
-        n = xs.shape[0]
-        planes = xp.full((sH, sW, n, C, Hq, Wq), -xp.inf, dtype=x.dtype)   # -inf where x does not reach
-        for p, q, (xr, xc), (pr, pc) in phases:
-            planes[p, q, :, :, pr, pc] = xs[:, :, xr, xc]
-        flat = planes.reshape(sH, sW, -1)
-        L = flat.shape[2] - shift                       # grid points that all offsets reach
-        top = xp.empty(flat.shape[2], dtype=x.dtype)
-        raised = xp.empty((K, L), dtype=bool)           # m_k
-        raised[0] = False
-        best = flat[0, 0]
-        for k in range(1, K):
-            p, q, d = offsets[k]
-            v = flat[p, q, d:d + L]
-            xp.greater(v, best[:L], out=raised[k])      # strictly: a later equal value does not win
-            xp.maximum(best[:L], v, out=top[:L])
-            best = top
-        codes = raised.view(xp.uint8) if K <= 256 else raised.astype(code)
-        xp.multiply(codes, ks, out=codes)               # k * m_k
-        codes.max(axis=0, out=argmax[s].reshape(-1)[:L])
-        y[s] = best.reshape(n, C, Hq, Wq)[:, :, :OH, :OW]
-    for_batch(xp, N, pool, C * Hq * Wq)                 # C * Hq * Wq: a sample's share of each pass
-
-    def backward(g):
-        dx = xp.empty(x.shape, dtype=g.dtype)
-
-        def route(s):                                   # s: a slice of the batch
-            gs = g[s]
-            n = gs.shape[0]
-            gq = xp.empty((n, C, Hq, Wq), dtype=g.dtype)    # g on the planes' grid, 0 past it
-            gq[:, :, :OH, :OW] = gs
-            gq[:, :, OH:] = gq[:, :, :, OW:] = 0
-            dplanes = xp.zeros((sH, sW, n * C * Hq * Wq), dtype=g.dtype)
-            L = dplanes.shape[2] - shift
-            gflat, idx = gq.reshape(-1)[:L], argmax[s].reshape(-1)[:L]
-            hit, part = xp.empty(L, dtype=bool), xp.empty(L, dtype=g.dtype)
-            for k, (p, q, d) in enumerate(offsets):
-                xp.equal(idx, k, out=hit)
-                xp.multiply(gflat, hit, out=part)
-                dplanes[p, q, d:d + L] += part
-            dplanes = dplanes.reshape(sH, sW, n, C, Hq, Wq)
-            for p, q, (xr, xc), (pr, pc) in phases:
-                dx[s, :, xr, xc] = dplanes[p, q, :, :, pr, pc]
-        for_batch(xp, N, route, C * Hq * Wq)
-        return (dx,)
-    return Tensor.from_op(y, (x,), backward, "max_pool2d")
 
 
 def _max_pool2d_cuda(x, kernel_size, stride, padding, ceil_mode):
