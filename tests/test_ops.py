@@ -2,7 +2,8 @@
 NumPy formula, gradients by ``minialex.gradcheck`` in float64, on inputs chosen so that the
 checks can fail (odd and non-square sizes, batch 1, stride > 1, padding, groups 2 and 3,
 tie-free pooling inputs, large LRN alpha with odd and even sizes, inputs away from ReLU's
-kink, non-contiguous arrays). Where PyTorch is importable, a few tests also compare with it.
+kink, non-contiguous arrays). Where PyTorch is importable, every op is also compared with torch's,
+forward and gradients (the last section, through ``torch_oracle.compare_with_torch``).
 """
 import math
 
@@ -14,6 +15,7 @@ import minialex.functional as F
 from minialex import Tensor, reference
 
 from conftest import LAYOUTS, assert_close, away_from_kink, check_grads, make, randn, tie_free
+from torch_oracle import compare_with_torch, torch_or_skip
 
 DTYPES = [pytest.param(np.float32, id="f32"), pytest.param(np.float64, id="f64")]
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
@@ -443,58 +445,69 @@ def test_cross_entropy_stable_for_logits_of_magnitude_1e4(device, dtype):
 
 
 # ============================================================================= comparisons with PyTorch
+# Every op of minialex.functional against torch's, forward and gradients in float64 (torch_oracle.py);
+# skipped where torch is not installed.
 def _torch():
-    torch = pytest.importorskip("torch")
-    return torch
+    return torch_or_skip()
 
 
-def _torch_grads(torch, fn, arrays, upstream):
-    ts = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
-    out = fn(*ts)
-    out.backward(torch.tensor(upstream, dtype=torch.float64))
-    return out.detach().numpy(), [t.grad.numpy() for t in ts]
-
-
-def _ours_grads(fn, arrays, upstream, device):
-    ts = [make(a, device, requires_grad=True) for a in arrays]
-    out = fn(*ts)
-    out.backward(upstream)
-    return out.numpy(), [t.grad if device == "cpu" else t.grad.get() for t in ts]
-
-
-def _compare_with_torch(torch_fn, our_fn, arrays, device, seed=9):
-    probe = our_fn(*[make(a, device) for a in arrays])
-    upstream = randn(*probe.shape, seed=seed)
-    torch_out, torch_grads = _torch_grads(_torch(), torch_fn, arrays, upstream)
-    ours_out, ours_grads = _ours_grads(our_fn, arrays, upstream, device)
-    assert_close(ours_out, torch_out, rtol=1e-10, atol=1e-12, msg="forward")
-    for i, (a, b) in enumerate(zip(ours_grads, torch_grads)):
-        assert_close(a, b, rtol=1e-10, atol=1e-12, msg=f"gradient of input {i}")
-
-
-@pytest.mark.parametrize("stride,padding,groups", [
-    pytest.param(1, 1, 2, id="groups2-pad1"),
-    pytest.param(2, 0, 3, id="groups3-stride2"),
-])
-def test_conv2d_matches_torch(device, stride, padding, groups):
+@pytest.mark.parametrize("xshape,wshape,stride,padding,groups,bias", CONV_CASES)
+def test_conv2d_matches_torch(device, xshape, wshape, stride, padding, groups, bias):
     torch = _torch()
-    x, w, b = _conv_inputs((2, 6, 7, 6), (6, 3, 3), groups, True)
-    _compare_with_torch(lambda x, w, b: torch.nn.functional.conv2d(x, w, b, stride, padding, 1, groups),
-                        lambda x, w, b: F.conv2d(x, w, b, stride, padding, groups), [x, w, b], device)
+    x, w, b = _conv_inputs(xshape, wshape, groups, bias)
+    arrays = [x, w] if b is None else [x, w, b]
+    compare_with_torch(lambda x, w, b=None: torch.nn.functional.conv2d(x, w, b, stride, padding, 1, groups),
+                       lambda x, w, b=None: F.conv2d(x, w, b, stride, padding, groups), arrays, device)
 
 
-@pytest.mark.parametrize("shape,kernel,stride,padding,ceil_mode", POOL_CASES[:7])
-def test_max_pool2d_matches_torch(device, shape, kernel, stride, padding, ceil_mode):
+@pytest.mark.parametrize("xshape,out_features,bias", LINEAR_CASES)
+def test_linear_matches_torch(device, xshape, out_features, bias):
     torch = _torch()
-    _compare_with_torch(lambda x: torch.nn.functional.max_pool2d(x, kernel, stride, padding, ceil_mode=ceil_mode),
-                        lambda x: F.max_pool2d(x, kernel, stride, padding, ceil_mode), [tie_free(*shape)], device)
+    arrays = [randn(*xshape), randn(out_features, xshape[-1], seed=1)] + ([randn(out_features, seed=2)] if bias else [])
+    compare_with_torch(lambda *t: torch.nn.functional.linear(*t), lambda *t: F.linear(*t), arrays, device)
 
 
-@pytest.mark.parametrize("shape,size,alpha,beta,k", LRN_CASES[:6])
+def test_relu_matches_torch(device):
+    torch = _torch()
+    compare_with_torch(torch.relu, F.relu, [away_from_kink(2, 3, 4, 5)], device)
+
+
+@pytest.mark.parametrize("shape,kernel,stride,padding,ceil_mode", POOL_CASES)
+def test_max_pool2d_matches_torch(pool_algorithm, device, shape, kernel, stride, padding, ceil_mode):
+    torch = _torch()
+    compare_with_torch(lambda x: torch.nn.functional.max_pool2d(x, kernel, stride, padding, ceil_mode=ceil_mode),
+                       lambda x: F.max_pool2d(x, kernel, stride, padding, ceil_mode), [tie_free(*shape)], device)
+
+
+@pytest.mark.parametrize("shape,size,alpha,beta,k", LRN_CASES)
 def test_local_response_norm_matches_torch(device, shape, size, alpha, beta, k):
     torch = _torch()
-    _compare_with_torch(lambda x: torch.nn.functional.local_response_norm(x, size, alpha, beta, k),
-                        lambda x: F.local_response_norm(x, size, alpha, beta, k), [randn(*shape, scale=1.5)], device)
+    compare_with_torch(lambda x: torch.nn.functional.local_response_norm(x, size, alpha, beta, k),
+                       lambda x: F.local_response_norm(x, size, alpha, beta, k), [randn(*shape, scale=1.5)], device)
+
+
+@pytest.mark.parametrize("shape,out", ADAPTIVE_CASES)
+def test_adaptive_avg_pool2d_matches_torch(device, shape, out):
+    torch = _torch()
+    compare_with_torch(lambda x: torch.nn.functional.adaptive_avg_pool2d(x, out),
+                       lambda x: F.adaptive_avg_pool2d(x, out), [randn(*shape)], device)
+
+
+@pytest.mark.parametrize("p,training", [(0.5, False), (0.0, True), (1.0, True)], ids=["eval", "p0", "p1"])
+def test_dropout_matches_torch_where_no_random_mask_is_drawn(device, p, training):
+    """The masks come from different generators, so only the cases without one compare (the
+    mask's statistics and scaling are tested above)."""
+    torch = _torch()
+    compare_with_torch(lambda x: torch.nn.functional.dropout(x, p, training),
+                       lambda x: F.dropout(x, p, training), [randn(4, 5)], device)
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_softmax_matches_torch(device, op, dim):
+    torch = _torch()
+    compare_with_torch(lambda x: getattr(torch, op)(x, dim), lambda x: getattr(F, op)(x, dim),
+                       [randn(3, 4, 5, scale=3.0)], device)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -503,15 +516,56 @@ def test_cross_entropy_matches_torch(device, reduction):
     t = np.array([0, 4, 2, 4])
     z = randn(4, 5, scale=3.0)
     z[1] *= 1e4  # large logits too
-    _compare_with_torch(lambda z: torch.nn.functional.cross_entropy(z, torch.tensor(t), reduction=reduction),
-                        lambda z: F.cross_entropy(z, t, reduction), [z], device)
+    compare_with_torch(lambda z: torch.nn.functional.cross_entropy(z, torch.tensor(t), reduction=reduction),
+                       lambda z: F.cross_entropy(z, t, reduction), [z], device)
 
 
-@pytest.mark.parametrize("shape,out", ADAPTIVE_CASES)
-def test_adaptive_avg_pool2d_matches_torch(device, shape, out):
+# (torch's function, given torch; ours) on one input of shape (2, 3, 4, 5)
+ONE_INPUT_OPS = [
+    pytest.param(lambda torch: lambda x: x.reshape(6, -1), lambda x: F.reshape(x, 6, -1), id="reshape"),
+    pytest.param(lambda torch: lambda x: torch.flatten(x, 1), lambda x: F.flatten(x, 1), id="flatten"),
+    pytest.param(lambda torch: lambda x: torch.flatten(x, 1, 2), lambda x: F.flatten(x, 1, 2), id="flatten-1-2"),
+    pytest.param(lambda torch: lambda x: x.permute(2, 0, 3, 1), lambda x: F.permute(x, (2, 0, 3, 1)), id="permute"),
+    pytest.param(lambda torch: lambda x: x.transpose(1, 3), lambda x: F.transpose(x, 1, 3), id="transpose"),
+    pytest.param(lambda torch: lambda x: x[:, 1:, ::2, -1],
+                 lambda x: F.getitem(x, (slice(None), slice(1, None), slice(None, None, 2), -1)), id="getitem-slices"),
+    pytest.param(lambda torch: lambda x: x[torch.tensor([0, 1, 0])], lambda x: F.getitem(x, np.array([0, 1, 0])),
+                 id="getitem-repeated-index"),
+    pytest.param(lambda torch: lambda x: x.sum(), lambda x: F.sum(x), id="sum-all"),
+    pytest.param(lambda torch: lambda x: x.sum((1, 3), keepdim=True), lambda x: F.sum(x, (1, 3), keepdim=True),
+                 id="sum-dims-keepdim"),
+    pytest.param(lambda torch: lambda x: x.mean(), lambda x: F.mean(x), id="mean-all"),
+    pytest.param(lambda torch: lambda x: x.mean(2), lambda x: F.mean(x, 2), id="mean-dim"),
+    pytest.param(lambda torch: torch.neg, F.neg, id="neg"),
+    pytest.param(lambda torch: lambda x: x ** 3, lambda x: F.pow(x, 3), id="pow-3"),
+    pytest.param(lambda torch: lambda x: x ** -1.5, lambda x: F.pow(x, -1.5), id="pow-negative-fraction"),
+    pytest.param(lambda torch: torch.exp, F.exp, id="exp"),
+    pytest.param(lambda torch: torch.log, F.log, id="log"),
+]
+
+
+@pytest.mark.parametrize("torch_op,our_op", ONE_INPUT_OPS)
+def test_shape_reduce_and_elementwise_ops_match_torch(device, torch_op, our_op):
     torch = _torch()
-    _compare_with_torch(lambda x: torch.nn.functional.adaptive_avg_pool2d(x, out),
-                        lambda x: F.adaptive_avg_pool2d(x, out), [randn(*shape)], device)
+    x = np.abs(randn(2, 3, 4, 5)) + 0.5            # positive: log and the fractional power are defined
+    compare_with_torch(torch_op(torch), our_op, [x], device)
+
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div"])
+@pytest.mark.parametrize("a_shape,b_shape", [((3, 4), (3, 4)), ((2, 3, 4), (4,)), ((3, 1), (1, 4)), ((2, 1, 4), (3, 1))],
+                         ids=["same", "row-vector", "outer", "both-broadcast"])
+def test_binary_ops_match_torch_with_broadcasting(device, op, a_shape, b_shape):
+    torch = _torch()
+    a, b = randn(*a_shape), np.abs(randn(*b_shape, seed=1)) + 0.5   # b away from 0 for div
+    compare_with_torch(getattr(torch, op), getattr(F, op), [a, b], device)
+
+
+@pytest.mark.parametrize("a_shape,b_shape", [((3, 4), (4, 5)), ((4,), (4, 5)), ((3, 4), (4,)), ((2, 3, 4), (4, 5)),
+                                             ((2, 1, 3, 4), (5, 4, 2))],
+                         ids=["2d", "vector-matrix", "matrix-vector", "batched-left", "broadcast-batches"])
+def test_matmul_matches_torch(device, a_shape, b_shape):
+    torch = _torch()
+    compare_with_torch(torch.matmul, F.matmul, [randn(*a_shape), randn(*b_shape, seed=1)], device)
 
 
 def test_local_response_norm_empty_batch():
