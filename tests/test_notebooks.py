@@ -13,8 +13,14 @@ predictable on small shared machines (the whole set takes about 100 s on 2 cores
 
 Skipped, saying which, when nbclient, nbformat or ipykernel is not installed:
 ``pip install "minialex[notebooks]"`` (nbclient, nbformat, ipykernel, matplotlib).
+
+Executing a notebook does not compare its outputs with the committed ones, so a notebook that prints
+``inspect.getsource(...)`` could go on showing code that no longer exists. A second test, which needs
+no kernel, reads each such committed output and compares it with the live source (see
+``test_saved_source_listings_match_the_live_source``).
 """
 import asyncio
+import inspect
 import json
 import os
 import re
@@ -29,6 +35,7 @@ NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 CELL_TIMEOUT = 180        # seconds for any one cell
 NOTEBOOK_TIMEOUT = 360    # seconds for a whole notebook, kernel start included
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+GETSOURCE = re.compile(r"inspect\.getsource\(([\w.\[\]\"']+)\)")     # inspect.getsource(F.max_pool2d)
 
 
 def _missing_packages():
@@ -104,3 +111,59 @@ def test_notebook_executes(path):
         pytest.fail(f"{path.name}: a cell ran longer than {CELL_TIMEOUT} s\n{ANSI.sub('', str(err))}", pytrace=False)
     except asyncio.TimeoutError:
         pytest.fail(f"{path.name}: the notebook ran longer than {NOTEBOOK_TIMEOUT} s", pytrace=False)
+
+
+def _listings(nb):
+    """(cell number, expression, the cell's code, its saved stdout, whether it prints the whole source) for
+    every ``inspect.getsource(expression)`` in a code cell."""
+    for number, cell in enumerate(nb["cells"]):
+        code = "".join(cell["source"])
+        if cell["cell_type"] != "code":
+            continue
+        saved = "".join("".join(o.get("text", "")) for o in cell.get("outputs", []) if o.get("name") == "stdout")
+        for expression in GETSOURCE.findall(code):
+            yield number, expression, code, saved, f"print(inspect.getsource({expression}))" in code
+
+
+def _notebook_namespace(nb):
+    """The names the notebook's import statements bind, imported here (from this checkout's minialex)."""
+    namespace = {}
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            for line in "".join(cell["source"]).splitlines():
+                if line.startswith(("import ", "from ")):
+                    exec(line, namespace)
+    return namespace
+
+
+def _live_object(expression, code, namespace):
+    """Evaluate ``expression`` after the cell's own simple assignments before it (``f = sys.modules[...]``)."""
+    local = dict(namespace)
+    for line in code.splitlines():
+        if "getsource" in line:
+            break
+        if re.match(r"\w+ = ", line):
+            exec(line, local)
+    return eval(expression, local)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_saved_source_listings_match_the_live_source(path):
+    """A cell that prints ``inspect.getsource(f)`` must show f's code as it is now: the whole source where it
+    prints it all, else (a slice, as notebook 02 prints the im2col part of ``_forward``) the live source from
+    the first line it shows to the end. Re-execute the notebook when this fails."""
+    nb = json.loads(path.read_text())
+    namespace = None
+    for number, expression, code, saved, whole in _listings(nb):
+        namespace = namespace or _notebook_namespace(nb)
+        live = inspect.getsource(_live_object(expression, code, namespace))
+        where = f"{path.name}, cell {number}: the saved output of inspect.getsource({expression})"
+        if whole:
+            assert live in saved, f"{where} is not the live source; re-execute the notebook"
+            continue
+        live_lines, saved_lines = live.splitlines(), saved.splitlines()
+        first = next((i for i, line in enumerate(saved_lines) if line.strip() and line in live_lines), None)
+        assert first is not None, f"{where} shows no line of the live source; re-execute the notebook"
+        shown = "\n".join(saved_lines[first:])
+        rest = "\n".join(live_lines[live_lines.index(saved_lines[first]):])
+        assert shown.startswith(rest), f"{where} differs from the live source; re-execute the notebook"
