@@ -121,7 +121,7 @@ def torch_step(model, opt, x, t):
 
 
 # ----------------------------------------------------------------------------- FLOP counts
-# multiply-accumulates per image of the paper net, from REFERENCE.md's table
+# multiply-accumulates per image of the paper net, from the table in docs/alexnet.md
 LAYER_MACS = {"conv1": 105_415_200, "conv2": 223_948_800, "conv3": 149_520_384, "conv4": 112_140_288,
               "conv5": 74_760_192, "fc6": 37_748_736, "fc7": 16_777_216, "fc8": 4_096_000}
 NET_MACS = sum(LAYER_MACS.values())

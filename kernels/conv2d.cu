@@ -95,7 +95,7 @@ struct ConvGeom {
           OH(OH_), OW(OW_), G(G_), Cg(C_ / G_), Og(O_ / G_), KK(kH_ * kW_), P(OH_ * OW_) {}
 };
 
-// The geometry arguments every conv kernel takes, in this order (launch.py: conv_geometry_args).
+// The geometry arguments every conv kernel takes, in this order (minialex/cuda/launch.py: ConvGeometry.args).
 #define CONV_GEOM_PARAMS                                                                          \
     int N, int C, int H, int W, int O, int kH, int kW, int sH, int sW, int pH, int pW, int OH,   \
         int OW, int groups

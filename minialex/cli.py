@@ -4,7 +4,7 @@
     python -m minialex train --resume runs/mini-digits-...   # continue a run exactly where it stopped
     python -m minialex eval --checkpoint runs/.../checkpoint.npz [--ten-crop]
     python -m minialex predict --checkpoint runs/.../checkpoint.npz image.png ...
-    python -m minialex summary --model paper       # the per-layer table of REFERENCE.md
+    python -m minialex summary --model paper       # the per-layer table of docs/alexnet.md
     python -m minialex visualize filters --checkpoint runs/...   # conv1 kernels as a PNG (the paper's Fig. 3)
     python -m minialex neighbors --checkpoint runs/...           # retrieval by fc7 distance (Fig. 4)
 

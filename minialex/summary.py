@@ -1,6 +1,6 @@
 """A per-layer table of a model: output shape, parameters and multiply-accumulates (MACs) per image.
 
-MACs count the products of the convolutions and fully connected layers, as REFERENCE tables do:
+MACs count the products of the convolutions and fully connected layers, as the table in docs/alexnet.md does:
 
     Conv2d:  O * (C / groups) * kH * kW * OH * OW        Linear:  in * out
 

@@ -4,7 +4,7 @@
   "cuda" runs on the strict CuPy stand-in in tests/fake_cupy (NumPy arrays that refuse to be used
   as NumPy's, and our .cu kernels compiled for the CPU emulator): see tests/fake_cupy/README.md.
   MINIALEX_FAKE_CUPY=1 forces the stand-in, =0 forbids it (then "cuda" is skipped without a GPU).
-* Inputs that make bugs visible (STYLE.md, principle 6):
+* Inputs that make bugs visible (docs/writing-an-op.md, "Tests"):
     ``tie_free``      a shuffled arange: no two values equal, so max-pool has one argmax;
     ``away_from_kink`` |x| > 0.1, so a finite difference never straddles ReLU's kink at 0;
     ``layout``        the same values as a contiguous, a strided or a transposed array.

@@ -162,7 +162,7 @@ def test_torchvision_logits_match_pytorch(torchvision_net):
 def test_summary_matches_reference(paper):
     rows = summary(paper)
     by_paper = {r["paper"]: r for r in rows if r["paper"]}
-    expected = {  # REFERENCE.md: params, MACs per image
+    expected = {  # docs/alexnet.md: params, MACs per image
         "conv1": (34_944, 105_415_200), "conv2": (307_456, 223_948_800), "conv3": (885_120, 149_520_384),
         "conv4": (663_936, 112_140_288), "conv5": (442_624, 74_760_192), "fc6": (37_752_832, 37_748_736),
         "fc7": (16_781_312, 16_777_216), "fc8": (4_097_000, 4_096_000)}
