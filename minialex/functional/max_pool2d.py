@@ -14,21 +14,19 @@ maximum (the argmax); overlapping windows can send several gradients to one inpu
 and they add up. Tie rule: the FIRST maximum in the window's row-major scan order
 (i, then j) wins, as in PyTorch's CPU kernel; test gradients on tie-free inputs.
 
-How, below: kernel offset (i, j) of every window at once is one strided view of x_pad, of shape
-(N, C, OH, OW). The forward takes the running maximum over the kH*kW views and remembers in
-``argmax`` which offset k = i*kW + j won; the backward adds each output's gradient back through the
-view of the offset that won.
+How, below: kernel offset k = i*kW + j of every window at once is one strided view of x_pad, an
+(N, C, OH, OW) array. The forward keeps the running maximum over the kH*kW views and, in ``argmax``,
+which k holds it; the backward adds each output's gradient back through the view of that k.
 
-Two other paths compute the same thing, chosen like convolution's (``algorithms.py``):
-  * ``F.pool_algorithm("phase_planes")``, the default ("auto") on the CPU: the same running maximum
-    on contiguous stride-phase planes, with a uint8 argmax (``max_pool2d_phase_planes.py``); same
-    bits, about 3x faster backward. ``F.pool_algorithm("plain")`` runs the code below.
-  * float32 CuPy arrays: ``kernels/maxpool.cu``, a forward that stores the argmax and a deterministic
-    backward that gathers per input pixel (no atomics).
-NaN: the output is NaN (``maximum``), but no comparison with NaN holds, so its gradient goes where the
-running maximum was when the first NaN came (to the NaN itself only when it is at offset 0); PyTorch and
-kernels/maxpool.cu send it to the NaN. A window that is all -inf and starts in the padding sends its
-gradient to the padding, i.e. nowhere.
+The same result by other paths: on the CPU the default, ``F.pool_algorithm("auto")``, takes
+``max_pool2d_phase_planes.py``, the same running maximum on contiguous stride-phase planes, faster and
+equal bit for bit (``F.pool_algorithm("plain")`` runs the code below; the choice is in ``algorithms.py``
+as convolution's is). Float32 CuPy arrays take ``kernels/maxpool.cu``: a forward that stores the argmax,
+a deterministic backward that gathers per input pixel.
+
+NaN: the output is NaN, but no comparison with NaN holds, so its gradient goes where the running
+maximum was when the first NaN came (to the NaN itself only at offset 0); PyTorch and maxpool.cu send it
+to the NaN. A window that is all -inf and starts in the padding sends its gradient nowhere.
 """
 import math
 
@@ -50,9 +48,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     if use_phase_planes(current_pool_algorithm()):
         return max_pool2d_phase_planes(x, (kH, kW), (sH, sW), (pH, pW), (OH, OW))
     xp = x.xp
-    bottom = (OH - 1) * sH + kH - H - pH                # -inf rows and columns after x that the last
-    right = (OW - 1) * sW + kW - W - pW                 # window needs (ceil_mode may need some)
-    x_pad = xp.pad(x.data, ((0, 0), (0, 0), (pH, max(bottom, 0)), (pW, max(right, 0))),
+    bottom = max(0, (OH - 1) * sH + kH - H - pH)        # rows and columns of -inf after x that the
+    right = max(0, (OW - 1) * sW + kW - W - pW)         # last window needs (ceil_mode may need some)
+    x_pad = xp.pad(x.data, ((0, 0), (0, 0), (pH, bottom), (pW, right)),
                    constant_values=-xp.inf)           # (N, C, pH + H + bottom, pW + W + right)
 
     def window(k, a):
