@@ -86,8 +86,8 @@ def use_winograd(x, w_shape, stride, padding, groups, algorithm):
 def pool_algorithm(name):
     """Use one max-pooling algorithm for the max_pool2d calls inside a ``with`` block:
 
-    * ``"auto"`` (the default): the phase planes, the faster of the two at every size measured
-      (AlexNet's pool1, pool2, pool5 and the mini net's pools);
+    * ``"auto"`` (the default): the phase planes, the faster of the two (forward and backward together)
+      at every size ``benchmarks/bench_pool.py`` measures: AlexNet's pool1, pool2, pool5 and the mini net's;
     * ``"plain"``: a running maximum over the kernel offsets on strided views of the padded input,
       the version ``max_pool2d.py`` opens with;
     * ``"phase_planes"``: the same running maximum on contiguous stride-phase planes of the input
