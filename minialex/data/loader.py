@@ -126,19 +126,35 @@ class DataLoader:
     batch; their indices for the current epoch are in ``loader.skipped``. A
     batch whose samples were all skipped is not yielded, so ``len(loader)``
     is then an upper bound.
+
+    Data parallelism: ``num_shards=K, shard=r`` splits every batch of
+    ``batch_size`` (the global batch) into K contiguous parts of (nearly)
+    equal size (:func:`shard_bounds`) and yields part r. Every loader of the
+    K still draws the whole epoch's order and spawns every sample's
+    generator, so a sample is cropped and flipped the same whatever K is.
+    A sharded loader yields every batch, an empty part as zero-length
+    arrays, so that the K processes step together.
+    ``return_indices=True`` yields ``(images, labels, indices)``: the dataset
+    indices of the rows (int64 (B,)), which key the dropout masks
+    (``minialex.keyed_random``).
     """
 
-    def __init__(self, dataset, batch_size, shuffle=False, seed=0, drop_last=False, prefetch=2):
+    def __init__(self, dataset, batch_size, shuffle=False, seed=0, drop_last=False, prefetch=2,
+                 num_shards=1, shard=0, return_indices=False):
         if int(batch_size) <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if int(prefetch) < 0:
             raise ValueError(f"prefetch must be >= 0 (0 = synchronous), got {prefetch}")
+        if int(num_shards) < 1 or not 0 <= int(shard) < int(num_shards):
+            raise ValueError(f"shard must be in [0, num_shards), got shard {shard} of {num_shards}")
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
         self.prefetch = int(prefetch)
+        self.num_shards, self.shard = int(num_shards), int(shard)
+        self.return_indices = bool(return_indices)
         self.epoch = 0
         self.start_batch = 0
         self.skipped = []
@@ -170,6 +186,9 @@ class DataLoader:
             sample_rngs = epoch_rng.spawn(len(indices))  # needs NumPy >= 1.25; spawned even when skipped,
             if b < start:                                # so later batches get the same generators
                 continue
+            if self.num_shards > 1:                      # this process's part of the global batch
+                part = slice(*shard_bounds(len(indices), self.num_shards, self.shard))
+                indices, sample_rngs = indices[part], sample_rngs[part]
             images, labels, kept = [], [], []
             for index, rng in zip(indices, sample_rngs):
                 sample = self.dataset.get(int(index), rng)
@@ -180,7 +199,12 @@ class DataLoader:
                 labels.append(sample[1])
                 kept.append(int(index))
             if images:
-                yield to_float_batch(images, kept), np.asarray(labels, dtype=np.int64)
+                batch = to_float_batch(images, kept), np.asarray(labels, dtype=np.int64)
+            elif self.num_shards > 1:                    # nothing here, but the other shards step
+                batch = np.zeros((0,), np.float32), np.zeros((0,), np.int64)
+            else:
+                continue
+            yield (*batch, np.asarray(kept, dtype=np.int64)) if self.return_indices else batch
 
     def __iter__(self):
         self.skipped = []
@@ -188,6 +212,12 @@ class DataLoader:
         if self.prefetch == 0:
             return batches
         return _Prefetcher(batches, self.prefetch)
+
+
+def shard_bounds(n, num_shards, shard):
+    """(start, stop) of part ``shard`` when ``n`` samples are split into ``num_shards`` contiguous parts
+    whose sizes differ by at most one: [shard * n // K, (shard + 1) * n // K)."""
+    return shard * n // num_shards, (shard + 1) * n // num_shards
 
 
 def _put(q, stop, item):
