@@ -13,6 +13,11 @@ garbage files) prints one line ``minialex: error: ...`` and exits with status 2;
 loss and a full disk exit with 1 (the last good checkpoint is kept), as does ``predict`` when some of
 its images could not be read (each is one line; the others are predicted; 2 when none could); Ctrl-C exits with 130
 after saving a checkpoint. Warnings are one line each, ``minialex: warning: ...``.
+
+    mpiexec -n 2 python -m minialex train          # data-parallel: --batch-size is split over the 2 processes
+
+Under mpiexec rank 0 alone prints; a rank that fails says so in one line and stops them all
+(``minialex.distributed.faults``).
 """
 import argparse
 import sys
@@ -267,25 +272,37 @@ TRAIN_FIELDS = [name for name in TrainConfig.__dataclass_fields__]
 
 
 def cmd_train(args):
+    import os
+
     from . import backend
-    from .train import Trainer
+    from .distributed import cores_per_rank, setup_together, stop_together, world
+    from .train import NonFiniteLossError, Trainer
+    from .train.threads import set_blas_threads
+    comm = world()                 # under mpiexec: this process's rank among K; else one process
     backend.reuse_freed_memory()   # every step frees and re-allocates the same big arrays; keep them mapped
     given = {name: getattr(args, name) for name in TRAIN_FIELDS if getattr(args, name, None) is not None}
-    if args.resume:
-        trainer = Trainer.resume(args.resume, progress=args.progress, **given)
-    else:
-        trainer = Trainer(TrainConfig(**given), progress=args.progress)
+
+    def build():
+        if args.resume:
+            return Trainer.resume(args.resume, progress=args.progress, comm=comm, **given)
+        return Trainer(TrainConfig(**given), progress=args.progress, comm=comm)
+    trainer = setup_together(comm, build)        # a setup error on any rank stops every rank, said once
     if args.threads is None and trainer.config.model == "mini" and trainer.config.device == "cpu":
         # The mini net's matrices are too small for a second BLAS thread to help; it only burns a core
         # (measured: same epoch time, 2.4x the CPU time, and seconds-long stalls when the cores are shared).
-        from .train.threads import set_blas_threads
         set_blas_threads(1)
-    status = trainer.fit()
+    elif args.threads is None and comm.size > 1:  # K ranks on a machine share its cores
+        set_blas_threads(cores_per_rank(comm))
+    if comm.size > 1:
+        os.environ.setdefault("MINIALEX_NUM_THREADS", str(cores_per_rank(comm)))
+    with stop_together(comm, agreed=(NonFiniteLossError,)):   # a failing rank: one line, MPI_Abort
+        status = trainer.fit()
     if status == "interrupted":
         return 130
     if status == "complete":                # nothing to do: said so, with how to extend it
         return 0
-    print(f"done: {trainer.out}")
+    if comm.rank == 0:
+        print(f"done: {trainer.out}")
     return 0
 
 
@@ -420,6 +437,7 @@ def main(argv=None):
 
     from .data import DatasetError
     from .data.image_folder import BadImageError
+    from .distributed.communicator import launcher_rank
     from .data.safe_pickle import UnsafePickleError
     from .train import CheckpointError, ConfigError, NonFiniteLossError
     from .train.checkpoint import DiskFullError
@@ -439,7 +457,8 @@ def main(argv=None):
     except (UsageError, ConfigError, CheckpointError, FileNotFoundError, NotADirectoryError, PermissionError,
             BadImageError, UnsafePickleError, DatasetError, ImportError) as exc:
         message = str(exc).replace("\n", " ")
-        print(message if message.startswith("minialex") else f"minialex: error: {message}", file=sys.stderr)
+        if launcher_rank() == 0:               # under mpiexec every rank read the same flags: say it once
+            print(message if message.startswith("minialex") else f"minialex: error: {message}", file=sys.stderr)
         return 2
     except OSError as exc:                      # a full disk while writing metrics, pictures, config.json
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):

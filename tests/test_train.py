@@ -130,7 +130,7 @@ def test_each_epoch_trains_the_loaders_batches_in_order(tmp_path):
     assert [(e, b) for e, b, _ in seen] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
     for epoch in (0, 1):
         resumed.train_loader.set_epoch(epoch)
-        expected = [y for _, y in resumed.train_loader][:3]
+        expected = [batch[1] for batch in resumed.train_loader][:3]   # (x, y, indices)
         assert all(np.array_equal(y, want) for (e, _, y), want in zip([s for s in seen if s[0] == epoch], expected))
 
 

@@ -27,6 +27,14 @@ second one aborts at once. A NaN or infinite loss stops the run before the bad u
 the last checkpoint on disk (the end of the previous epoch) is kept as it is. A NaN or infinite test
 loss or error (a divergence the training losses did not show yet) stops the run the same way, before
 that epoch's checkpoint is written.
+
+Under ``mpiexec -n K`` (``comm``, a ``minialex.distributed`` communicator): --batch-size is the global
+batch and each rank trains its B/K shard of it; one allreduce per step averages the gradients
+(``DataParallel``), so the K copies of the model stay equal; the test split is shared out too and its
+counts summed. Rank 0 alone prints, writes the run directory and the checkpoints. The ranks agree
+(in that allreduce) on the batch to stop after at a Ctrl-C, and see the same NaN. Dropout masks are
+keyed by the sample (``minialex.keyed_random``), so K ranks train what one process trains, and a run
+may resume with another K.
 """
 import json
 import math
@@ -38,9 +46,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__, backend
+from .. import __version__, backend, keyed_random
 from .. import functional as F
 from ..data import DataLoader
+from ..distributed import Communicator, DataParallel, allreduce_sums
 from ..models import alexnet, from_config
 from ..optim import SGD, ConstantLR, ReduceLROnPlateau, StepLR, caffe_param_groups
 from ..tensor import Tensor, no_grad
@@ -144,10 +153,12 @@ def _write(line):
 def _stop_on_sigint(trainer):
     """First Ctrl-C sets ``trainer.stop_requested`` (the loop stops after the batch); the second aborts."""
     def handler(signum, frame):
-        if trainer.stop_requested:
+        if trainer.stop_signalled:
             raise KeyboardInterrupt
-        trainer.stop_requested = True
-        _write("\nCtrl-C: finishing this batch, then saving a checkpoint (Ctrl-C again to abort)")
+        trainer.stop_signalled = True
+        if trainer.comm.size == 1:            # K ranks first agree on the batch to stop after (train_step)
+            trainer.stop_requested = True
+        trainer.say("\nCtrl-C: finishing this batch, then saving a checkpoint (Ctrl-C again to abort)")
     try:
         previous = signal.signal(signal.SIGINT, handler)
     except ValueError:       # not the main thread: leave signals alone
@@ -164,35 +175,46 @@ class Trainer:
 
     ``Trainer(config)`` builds everything from a TrainConfig; ``Trainer.resume(path, **overrides)``
     rebuilds a run from its checkpoint. ``fit()`` returns "finished" or "interrupted".
+    ``comm``: the communicator of a data-parallel run (default: one process).
     """
 
-    def __init__(self, config, checkpoint=None, progress=None):
+    def __init__(self, config, checkpoint=None, progress=None, comm=None):
         self.config = config.validate()
+        self.comm = comm or Communicator()
+        if config.batch_size % self.comm.size:
+            raise ConfigError(f"--batch-size {config.batch_size} is the global batch, split over {self.comm.size} "
+                              f"ranks: it must be a multiple of {self.comm.size}")
         if config.conv_algorithm is None:          # recorded, so that --resume keeps it
             try:
                 config.conv_algorithm = F.current_algorithm()
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
-        self.progress = progress        # None: bars when stderr is a terminal; False: never
+        self.progress = progress if self.comm.rank == 0 else False   # None: bars when stderr is a terminal
+        self.say = _write if self.comm.rank == 0 else (lambda line: None)
         if config.device == "cuda":
             try:
                 backend.cupy_module()
             except RuntimeError as exc:
                 raise ConfigError(str(exc)) from None
+            self.comm.use_local_gpu()
         backend.manual_seed(config.seed)
         self.train_set, self.test_set, self.spec = build_datasets(config)
         self.classes = list(self.train_set.classes)
         self.model = build_model(config, self.spec, len(self.classes)).to(config.device)
         self.optimizer, self.scheduler = build_optimizer(config, self.model)
+        self.parallel = DataParallel(self.model.parameters(), self.comm) if self.comm.size > 1 else None
+        shards = {"num_shards": self.comm.size, "shard": self.comm.rank}
         self.train_loader = DataLoader(self.train_set, config.batch_size, shuffle=True, seed=config.seed,
-                                       prefetch=config.prefetch)
+                                       prefetch=config.prefetch, return_indices=True, **shards)
         # shuffled (with a fixed seed) so that --max-batches tests on a sample of every class
         self.test_loader = DataLoader(self.test_set, config.batch_size, shuffle=True, seed=0,
-                                      prefetch=config.prefetch)
+                                      prefetch=config.prefetch, **shards)
         self.epoch, self.batch = 0, 0             # position of the next batch to train
         self.partial = {"loss_sum": 0.0, "count": 0, "seconds": 0.0}   # the current epoch so far
         self.history = []
-        self.stop_requested = False
+        self.stop_requested = False     # stop after this batch (K ranks: agreed by all)
+        self.stop_signalled = False     # Ctrl-C seen by this process
+        self.step_samples = 0           # samples in the last global batch (K ranks: summed over them)
         self.out = Path(config.out) if config.out else self._default_out()
         config.out = str(self.out)
         if self.out.exists() and not self.out.is_dir():
@@ -210,7 +232,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     @classmethod
-    def resume(cls, path, progress=None, **overrides):
+    def resume(cls, path, progress=None, comm=None, **overrides):
         """Continue the run saved at ``path`` (a run directory or a checkpoint file).
 
         ``overrides`` may change what does not alter the maths: epochs, device, log_interval, prefetch,
@@ -242,15 +264,15 @@ class Trainer:
         if overrides.get("out") is None:
             settings["out"] = str(Path(ckpt["path"]).parent)
         settings["changes"] = list(settings.get("changes") or []) + changes
-        trainer = cls(TrainConfig.from_dict(settings), checkpoint=ckpt, progress=progress)
-        freed, count = remove_stale_temp_files(ckpt["path"])
+        trainer = cls(TrainConfig.from_dict(settings), checkpoint=ckpt, progress=progress, comm=comm)
+        freed, count = remove_stale_temp_files(ckpt["path"]) if trainer.comm.rank == 0 else (0, 0)
         if count:
-            _write(f"removed {count} stale temporary file{'s' * (count > 1)} ({freed / 1e6:.1f} MB) that an "
+            trainer.say(f"removed {count} stale temporary file{'s' * (count > 1)} ({freed / 1e6:.1f} MB) that an "
                    f"interrupted save left in {Path(ckpt['path']).parent}")
         if changes:
             said = ", ".join(f"--{c['setting'].replace('_', '-')} {_flag_value(c['to'])} (was "
                              f"{_flag_value(c['from'])})" for c in changes)
-            _write(f"note: {said} from epoch {meta['epoch'] + 1}, batch {meta['batch'] + 1} on: this run is no longer "
+            trainer.say(f"note: {said} from epoch {meta['epoch'] + 1}, batch {meta['batch'] + 1} on: this run is no longer "
                    f"bit-exact to an uninterrupted one; config.json records the change")
         return trainer
 
@@ -301,9 +323,12 @@ class Trainer:
             "history": self.history,
             "scheduler": self.scheduler.state_dict(),
             "rng": backend.get_rng_state(),
+            "ranks": self.comm.size,
         }
 
     def save(self):
+        if self.comm.rank != 0:         # the ranks hold the same state: rank 0 writes it
+            return self.out / CHECKPOINT
         path = save_checkpoint(self.out / CHECKPOINT, self.model.state_dict(), self.optimizer.state_dict(),
                                self.checkpoint_meta())
         self._write_config_record()
@@ -319,7 +344,11 @@ class Trainer:
         """Forward, loss, backward, SGD step on one batch; returns the loss as a float.
 
         Raises NonFiniteLossError (before any update) when the loss is NaN or infinite.
+        Under mpiexec, (x, y) is this rank's shard and the loss returned is the global batch's.
         """
+        if self.comm.size > 1:
+            return self._train_shard(x, y)
+        self.step_samples = len(y)
         with _diverging_quietly():
             logits = self.model(Tensor(x, device=self.config.device))
             loss = F.cross_entropy(logits, y)                 # y stays on the host: checked there, no sync
@@ -329,6 +358,26 @@ class Trainer:
             if not math.isfinite(value):
                 raise NonFiniteLossError(value)
             self.optimizer.step()
+        return value
+
+    def _train_shard(self, x, y):
+        """train_step on this rank's shard (perhaps empty): backward, then the gradients averaged over
+        the ranks (DataParallel), then the update. The NaN check reads the allreduced loss, so every
+        rank raises at the same batch; the Ctrl-C flags ride in the same allreduce."""
+        self.optimizer.zero_grad()
+        local = 0.0
+        if len(y):
+            loss = F.cross_entropy(self.model(Tensor(x, device=self.config.device)), y)
+            local = float(loss.item())
+            loss.backward()
+        totals = self.parallel.average_gradients(len(y), local * len(y), stop=self.stop_signalled)
+        self.stop_requested, self.step_samples = totals.stop, totals.count
+        if totals.count == 0:          # every sample of this batch was skipped
+            return None
+        value = totals.loss_sum / totals.count
+        if not math.isfinite(value):
+            raise NonFiniteLossError(value)
+        self.optimizer.step()
         return value
 
     def _batches_this_epoch(self, loader):
@@ -345,21 +394,23 @@ class Trainer:
                         unit="batch", disable=bar_disable)
         start = time.perf_counter()
         try:
-            for b, (x, y) in enumerate(loader, start=self.batch):
+            for b, (x, y, indices) in enumerate(loader, start=self.batch):
                 if b >= total or self.stop_requested:
                     break
-                try:
-                    loss = self.train_step(x, y)
+                try:                   # dropout: each row's mask keyed by its sample, not by the process
+                    with keyed_random.samples(indices, seed=config.seed, epoch=self.epoch):
+                        loss = self.train_step(x, y)
                 except NonFiniteLossError as exc:
                     raise NonFiniteLossError(self._nan_message(exc.args[0], b)) from None
                 self.batch = b + 1
-                self.partial["loss_sum"] += loss * len(y)
-                self.partial["count"] += len(y)
-                running = self.partial["loss_sum"] / self.partial["count"]
+                if loss is not None:
+                    self.partial["loss_sum"] += loss * self.step_samples
+                    self.partial["count"] += self.step_samples
+                running = self.partial["loss_sum"] / max(1, self.partial["count"])
                 bar.update(1)
                 bar.set_postfix_str(f"loss {running:.4f}")
                 if config.log_interval and self.batch % config.log_interval == 0:
-                    _write(f"epoch {self.epoch + 1} batch {self.batch}/{total}  running loss {running:.4f}")
+                    self.say(f"epoch {self.epoch + 1} batch {self.batch}/{total}  running loss {running:.4f}")
         finally:
             bar.close()
             self.partial["seconds"] += time.perf_counter() - start
@@ -399,10 +450,16 @@ class Trainer:
         for b, (x, y) in enumerate(loader):
             if b >= total:
                 break
+            if len(y) == 0:           # this rank's shard of the batch is empty
+                continue
             with _diverging_quietly():
                 logits = self.model(Tensor(x, device=self.config.device))
                 loss = F.cross_entropy(logits, y).item()
                 meter.update(logits.numpy(), y, loss)
+        if loader.num_shards > 1:     # each rank tested its shards: sum the counts
+            meter.count, meter.top1, meter.top5, meter.loss_sum = allreduce_sums(
+                self.comm, [meter.count, meter.top1, meter.top5, meter.loss_sum])
+            meter.count, meter.top1, meter.top5 = int(meter.count), int(meter.top1), int(meter.top5)
         self.model.train()
         return meter.result()
 
@@ -414,24 +471,28 @@ class Trainer:
         """
         config = self.config
         if self.epoch >= config.epochs:
-            _write(f"{self.out} is already complete: {self.epoch} of {config.epochs} epochs trained. To train "
+            self.say(f"{self.out} is already complete: {self.epoch} of {config.epochs} epochs trained. To train "
                    f"it further: python -m minialex train --resume {self.out} --epochs N (N > {self.epoch})")
             return "complete"
-        self.out.mkdir(parents=True, exist_ok=True)
-        self._check_config_record()
-        if not (self.out / CHECKPOINT).exists():          # a new run; a resumed one rewrites it with its saves
-            self._write_config_record()
+        if self.parallel is not None:   # K equal copies of the model to start from
+            self.parallel.broadcast_parameters()
+        if self.comm.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self._check_config_record()
+            if not (self.out / CHECKPOINT).exists():      # a new run; a resumed one rewrites it with its saves
+                self._write_config_record()
         images = f"{len(self.train_set)} train / {len(self.test_set)} test images"
         if config.max_batches is not None:
             used = [min(config.max_batches * config.batch_size, len(dataset))
                     for dataset in (self.train_set, self.test_set)]
             images += f", of which --max-batches {config.max_batches} uses at most {used[0]} / {used[1]} per epoch"
-        _write(f"training {config.model} AlexNet on {config.dataset} ({images}, {len(self.classes)} classes) on "
-               f"{config.device}; run directory {self.out}")
+        ranks = f" x {self.comm.size} ranks" if self.comm.size > 1 else ""
+        self.say(f"training {config.model} AlexNet on {config.dataset} ({images}, {len(self.classes)} classes) on "
+                 f"{config.device}{ranks}; run directory {self.out}")
         if self.epoch or self.batch:
             limit = (f" (--max-batches {config.max_batches} is the run's: --max-batches N changes it, "
                      f"--max-batches 0 lifts it)" if config.max_batches is not None else "")
-            _write(f"resuming at epoch {self.epoch + 1}, batch {self.batch + 1}{limit}")
+            self.say(f"resuming at epoch {self.epoch + 1}, batch {self.batch + 1}{limit}")
         bar_disable = None if self.progress is None else not self.progress
         epochs_bar = _progress(total=config.epochs, initial=self.epoch, desc="epochs", unit="epoch",
                                disable=bar_disable)
@@ -444,7 +505,7 @@ class Trainer:
                         epochs_bar.update(1)
                     if self.stop_requested and self.epoch < config.epochs:
                         path = self.save()
-                        _write(f"interrupted: checkpoint saved to {path} (epoch {self.epoch + 1}, batch "
+                        self.say(f"interrupted: checkpoint saved to {path} (epoch {self.epoch + 1}, batch "
                                f"{self.batch}); continue with: python -m minialex train --resume {self.out}")
                         return "interrupted"
         finally:
@@ -492,10 +553,12 @@ class Trainer:
         self.partial = {"loss_sum": 0.0, "count": 0, "seconds": 0.0}
         self.save()
         self.write_reports()
-        _write(format_epoch(record, self.config.epochs))
+        self.say(format_epoch(record, self.config.epochs))
 
     def write_reports(self):
-        """metrics.jsonl, curves.png (when matplotlib is there) and conv1_filters.png."""
+        """metrics.jsonl, curves.png (when matplotlib is there) and conv1_filters.png (rank 0 writes them)."""
+        if self.comm.rank != 0:
+            return
         write_metrics(self.out / "metrics.jsonl", self.history)
         conv1 = self.model.layer("conv1").weight
         save_filter_grid(self.out / "conv1_filters.png", backend.to_device(conv1.data, "cpu"))

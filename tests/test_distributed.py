@@ -1,0 +1,201 @@
+"""Data-parallel training: shards, keyed randomness, and `mpiexec -n 2 python -m minialex train`.
+
+The MPI tests launch mpiexec in a new process group under a timeout: a hang fails the test (and the
+whole group is killed) instead of blocking the suite. They need mpi4py and an mpiexec
+(``pip install '.[mpi]'``, part of the test extra) and are skipped, saying why, without them.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minialex
+from minialex import Tensor, backend, keyed_random
+from minialex import functional as F
+from minialex.data import DataLoader, Digits
+from minialex.data.loader import shard_bounds
+from minialex.train.checkpoint import load_checkpoint
+from minialex.train.data import make_spec, train_transform
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKER = ROOT / "tests" / "distributed_worker.py"
+MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+try:
+    import mpi4py  # noqa: F401
+    _NO_MPI = None if MPIEXEC else "no mpiexec on PATH (pip install '.[mpi]')"
+except ImportError:
+    _NO_MPI = "mpi4py is not installed (pip install '.[mpi]')"
+needs_mpi = pytest.mark.skipif(_NO_MPI is not None, reason=_NO_MPI or "")
+
+# A short run that keeps dropout (0.3 on the mini net) and augmentation (random crops) on. im2col: the
+# Winograd path's float32 rounding grows faster over steps (see the README's data-parallel section).
+QUICK = ["--epochs", "1", "--max-batches", "6", "--batch-size", "16", "--conv-algorithm", "im2col",
+         "--no-progress", "--prefetch", "0"]
+TOLERANCE = 1e-6        # max |w_1 - w_2| over all weights after 6-12 steps; measured: ~6e-8
+
+
+def run(args, ranks=None, timeout=180):
+    """`python -m minialex ...` (ranks None) or `mpiexec -n ranks python ...`; (returncode, stdout, stderr).
+    On timeout the whole process group is killed and the test fails."""
+    cmd = [sys.executable, *args] if args[0].endswith(".py") else [sys.executable, "-m", "minialex", *args]
+    if ranks is not None:
+        cmd = [MPIEXEC, "-n", str(ranks), *cmd]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "OMPI_", "PMIX_"))}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"{' '.join(cmd)} hung for {timeout} s")
+    return proc.returncode, out, err
+
+
+def weights(run_dir):
+    return load_checkpoint(run_dir)["model"]
+
+
+def max_difference(a, b):
+    return max(float(np.abs(a[k] - b[k]).max()) for k in a)
+
+
+# ---------------------------------------------------------------------------------------- no MPI needed
+def test_shard_bounds_split_evenly_and_cover_the_batch():
+    for n in (0, 1, 7, 16, 33):
+        for k in (1, 2, 3, 5):
+            parts = [shard_bounds(n, k, r) for r in range(k)]
+            assert parts[0][0] == 0 and parts[-1][1] == n
+            assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
+            sizes = [stop - start for start, stop in parts]
+            assert max(sizes) - min(sizes) <= 1
+
+
+def test_shards_see_the_samples_and_augmentation_of_the_whole_batch():
+    """K sharded loaders together yield the unsharded loader's batches: the same samples, cropped the same."""
+    data = Digits("train", train_transform(make_spec("digits", "mini")))
+    whole = DataLoader(data, 10, shuffle=True, seed=3, prefetch=0, return_indices=True)
+    shards = [DataLoader(data, 10, shuffle=True, seed=3, prefetch=0, num_shards=3, shard=r, return_indices=True)
+              for r in range(3)]
+    for loader in [whole, *shards]:
+        loader.set_epoch(2, start_batch=5)
+    for b, (x, y, idx), *parts in zip(range(3), whole, *shards):
+        np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), x)
+        np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), y)
+        np.testing.assert_array_equal(np.concatenate([p[2] for p in parts]), idx)
+        assert [len(p[1]) for p in parts] == [3, 3, 4]
+
+
+def test_a_sharded_loader_yields_an_empty_part_so_the_ranks_step_together():
+    data = Digits("test")
+    loader = DataLoader(data, 3, prefetch=0, num_shards=4, shard=0)     # 1 of 3 samples per batch... or none
+    batches = list(loader)
+    assert len(batches) == len(loader) and all(len(y) == 0 for _, y in batches)
+
+
+def test_keyed_dropout_mask_belongs_to_the_sample_not_to_the_batch():
+    x = Tensor(np.ones((6, 50), np.float32))
+    with keyed_random.samples(np.arange(100, 106), seed=1, epoch=2):
+        whole = F.dropout(x, 0.5).numpy()
+    with keyed_random.samples([103, 104, 105], seed=1, epoch=2):
+        tail = F.dropout(Tensor(np.ones((3, 50), np.float32)), 0.5).numpy()
+    np.testing.assert_array_equal(whole[3:], tail)
+    with keyed_random.samples(np.arange(100, 106), seed=1, epoch=3):          # another epoch: other masks
+        other = F.dropout(x, 0.5).numpy()
+    assert (other != whole).any()
+    with keyed_random.samples(np.arange(100, 106), seed=1, epoch=2):           # two layers: two draws
+        first, second = F.dropout(x, 0.5).numpy(), F.dropout(x, 0.5).numpy()
+    np.testing.assert_array_equal(first, whole)
+    assert (second != first).any()
+
+
+def test_dropout_outside_a_keyed_block_draws_from_the_device_generator_as_before():
+    x = Tensor(np.ones((4, 8), np.float32))
+    minialex.manual_seed(5)
+    y = F.dropout(x, 0.25).numpy()
+    minialex.manual_seed(5)
+    keep = backend.rng("cpu").random((4, 8), dtype=np.float32) >= 0.25
+    np.testing.assert_array_equal(y, keep * np.float32(1 / 0.75))
+    with pytest.raises(ValueError, match="one row per sample"):
+        with keyed_random.samples([1, 2], seed=0, epoch=0):
+            F.dropout(x, 0.5)
+
+
+# ---------------------------------------------------------------------------------------- under mpiexec
+@needs_mpi
+def test_collectives_and_gradient_averaging_under_mpiexec():
+    code, out, err = run([str(WORKER), "collectives"], ranks=2, timeout=120)
+    assert code == 0, err
+    assert sorted(out.split("\n")) == ["", "rank 0 ok", "rank 1 ok"]
+
+
+@needs_mpi
+def test_two_ranks_train_what_one_process_trains(tmp_path):
+    """Same global batch, dropout and random crops on: the weights agree to float32 round-off."""
+    code, out1, err = run(["train", *QUICK, "--out", str(tmp_path / "one")])
+    assert code == 0, err
+    code, out2, err = run(["train", *QUICK, "--out", str(tmp_path / "two")], ranks=2)
+    assert code == 0, err
+    assert out2.count("done:") == 1 and out2.count("x 2 ranks") == 1      # rank 0 alone prints
+    difference = max_difference(weights(tmp_path / "one"), weights(tmp_path / "two"))
+    assert difference < TOLERANCE, difference
+    meta = load_checkpoint(tmp_path / "two")["meta"]
+    assert meta["ranks"] == 2 and meta["batch"] == 0 and meta["epoch"] == 1
+    one = load_checkpoint(tmp_path / "one")["meta"]["history"][0]
+    two = meta["history"][0]
+    assert abs(one["train_loss"] - two["train_loss"]) < 1e-5
+    assert abs(one["test_loss"] - two["test_loss"]) < 1e-5
+
+
+@needs_mpi
+def test_a_run_resumes_with_another_number_of_ranks(tmp_path):
+    """1 process for two epochs = 2 ranks, then 1 process = 1 process, then 2 ranks (to round-off)."""
+    two_epochs = [a if a != "1" else "2" for a in QUICK]                     # --epochs 2
+    assert run(["train", *two_epochs, "--out", str(tmp_path / "ref")])[0] == 0
+    assert run(["train", *QUICK, "--out", str(tmp_path / "a")], ranks=2)[0] == 0
+    code, _, err = run(["train", "--resume", str(tmp_path / "a"), "--epochs", "2", "--no-progress"])
+    assert code == 0, err
+    assert run(["train", *QUICK, "--out", str(tmp_path / "b")])[0] == 0
+    code, _, err = run(["train", "--resume", str(tmp_path / "b"), "--epochs", "2", "--no-progress"], ranks=2)
+    assert code == 0, err
+    reference = weights(tmp_path / "ref")
+    for name in ("a", "b"):
+        assert load_checkpoint(tmp_path / name)["meta"]["epoch"] == 2
+        difference = max_difference(reference, weights(tmp_path / name))
+        assert difference < TOLERANCE, (name, difference)
+
+
+@needs_mpi
+def test_a_batch_the_ranks_do_not_divide_is_one_line(tmp_path):
+    code, out, err = run(["train", *QUICK, "--batch-size", "33", "--out", str(tmp_path / "r")], ranks=2)
+    assert code == 2
+    assert err.strip() == ("minialex: error: --batch-size 33 is the global batch, split over 2 ranks: "
+                           "it must be a multiple of 2")
+    assert not (tmp_path / "r").exists()
+    code, out, err = run(["train", "--epochs", "0"], ranks=2)                 # argparse: once, not per rank
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+
+
+@needs_mpi
+@pytest.mark.parametrize("how", ["raise", "kill"])
+def test_a_failing_rank_stops_every_rank_and_keeps_the_checkpoint(tmp_path, how):
+    """Rank 1 fails at batch 3 of epoch 2, while rank 0 waits for it in the allreduce: every rank stops
+    within seconds, the exit status is non-zero, one line names the rank, the epoch-1 checkpoint is good."""
+    out, stamp = tmp_path / "run", tmp_path / "failed_at"
+    args = ["train", "--epochs", "2", "--max-batches", "6", "--batch-size", "16", "--no-progress", "--out", str(out)]
+    code, _, err = run([str(WORKER), "fail", "1", "3", how, str(stamp), "--", *args], ranks=2, timeout=120)
+    stopped_after = time.time() - float(stamp.read_text())
+    assert code != 0
+    if how == "raise":
+        lines = [line for line in err.splitlines() if line.startswith("minialex:")]
+        assert lines == ["minialex: error: rank 1 of 2: RuntimeError: injected failure at batch 3"], err
+    assert "Traceback" not in err
+    assert stopped_after < 10, stopped_after
+    meta = load_checkpoint(out)["meta"]                                       # the end of epoch 1, intact
+    assert (meta["epoch"], meta["batch"]) == (1, 0)
