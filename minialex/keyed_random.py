@@ -13,8 +13,8 @@ K processes train a shard each, and a resumed run gets the masks an uninterrupte
     with keyed_random.samples(indices, seed=0, epoch=3):     # indices: the batch's dataset indices (B,)
         logits = model(x)                                    # dropout draws row i from sample indices[i]
 
-Outside such a block (the library default) ``minialex.functional.dropout`` draws from the device's
-generator (``minialex.backend.rng``) as before. The augmentation of a sample (crop, flip) is keyed the same
+Outside such a block (the library default) ``minialex.functional.dropout`` draws from minialex's
+host generator (``minialex.backend.rng``) as before. The augmentation of a sample (crop, flip) is keyed the same
 way by the DataLoader: from the sample's position in the epoch's order (``minialex.data.loader``).
 
 Cost: NumPy builds one generator per row, about 30 us; 64 rows a step for the mini net at batch 32.
