@@ -194,7 +194,7 @@ def test_a_training_step_makes_one_host_sync():
     from minialex.train import TrainConfig, Trainer
     trainer = Trainer(TrainConfig(device="cuda", batch_size=2, max_batches=1, prefetch=0, out="/nonexistent"),
                       progress=False)
-    x, y = next(iter(trainer.train_loader))
+    x, y, _ = next(iter(trainer.train_loader))                 # _: the samples' indices
     trainer.train_step(x, y)                                   # the first step compiles; count the second
     assert host_syncs(lambda: trainer.train_step(x, y)) == 1
 

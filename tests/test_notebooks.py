@@ -73,8 +73,8 @@ def _client(nb):
                           resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
 
 
-def test_the_eight_notebooks_are_there_and_listed():
-    assert len(NOTEBOOKS) == 8, [p.name for p in NOTEBOOKS]
+def test_the_nine_notebooks_are_there_and_listed():
+    assert len(NOTEBOOKS) == 9, [p.name for p in NOTEBOOKS]
     readme = (NOTEBOOK_DIR / "README.md").read_text()
     for path in NOTEBOOKS:
         assert path.name in readme, f"notebooks/README.md does not link {path.name}"
