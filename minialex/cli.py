@@ -307,10 +307,8 @@ def cmd_train(args):
 
 
 def cmd_eval(args):
-    from .data import DataLoader
-    from .train import load_model, predict_scores
+    from .train import evaluate_errors, load_model
     from .train.data import open_test_set
-    from .train.metrics import topk_correct
     _check_device(args.device)
     model, meta = load_model(args.checkpoint, args.device)
     spec = meta["data"]["spec"]
@@ -319,18 +317,11 @@ def cmd_eval(args):
     if list(test.classes) != meta["data"]["classes"]:
         raise UsageError(f"the dataset's classes {list(test.classes)[:5]}... do not match the checkpoint's "
                          f"{meta['data']['classes'][:5]}...")
-    correct1 = correct5 = n = 0
-    for b, (x, y) in enumerate(DataLoader(test, args.batch_size)):
-        if args.max_batches is not None and b >= args.max_batches:
-            break
-        probs = predict_scores(model, x, args.device, args.batch_size)
-        correct1 += topk_correct(probs, y, 1)
-        correct5 += topk_correct(probs, y, 5)
-        n += len(y)
+    n, top1, top5 = evaluate_errors(model, test, args.device, args.batch_size, args.max_batches)
     view = "10-crop" if args.ten_crop else "single view"
-    line = f"{spec['dataset']} test split, {n} images, {view}: top-1 error {100 * (1 - correct1 / n):.2f}%"
+    line = f"{spec['dataset']} test split, {n} images, {view}: top-1 error {100 * top1:.2f}%"
     if len(test.classes) > 5:
-        line += f", top-5 error {100 * (1 - correct5 / n):.2f}%"
+        line += f", top-5 error {100 * top5:.2f}%"
     print(line)
     return 0
 

@@ -38,9 +38,7 @@ may resume with another K.
 """
 import json
 import math
-import signal
 import time
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -50,23 +48,19 @@ from .. import __version__, backend, keyed_random
 from .. import functional as F
 from ..data import DataLoader
 from ..distributed import Communicator, DataParallel, allreduce_sums
-from ..models import alexnet, from_config
+from ..models import alexnet
 from ..optim import SGD, ConstantLR, ReduceLROnPlateau, StepLR, caffe_param_groups
 from ..tensor import Tensor, no_grad
 from .checkpoint import CheckpointError, load_checkpoint, remove_stale_temp_files, save_checkpoint
+from .console import progress_bar, write_line
+from .interrupt import stop_on_sigint
 from .config import ConfigError, TrainConfig
+from .resume import SCHEDULE_SETTINGS, change_note, differences, resumed_settings
 from .data import build_datasets
-from .meta import check_model_meta, check_train_meta
 from .metrics import ErrorMeter, format_epoch, write_metrics
 from .plots import save_curves, save_filter_grid
 
 CHECKPOINT = "checkpoint.npz"
-SCHEDULE_SETTINGS = ("lr", "schedule", "step_size", "gamma", "patience")
-# What a resume may change; the rest of the settings would make the checkpoint's state meaningless.
-RESUME_SAFE = {"epochs", "device", "log_interval", "prefetch", "out", "data_path"}
-RESUME_RECORDED = set(SCHEDULE_SETTINGS) | {"max_batches"}       # allowed, but the run is no longer exact
-
-
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the message says where and which checkpoint is kept."""
 
@@ -97,77 +91,10 @@ def build_scheduler(config, optimizer):
     return scheduler
 
 
-def _flag_value(value):
-    """A setting as its flag spells it (None: "0", no limit, for --max-batches)."""
-    return "0 (no limit)" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _differences(saved, own):
-    """ "key: saved vs own" for every key where two dicts differ."""
-    keys = [k for k in {**saved, **own} if saved.get(k) != own.get(k)]
-    return ", ".join(f"{k}: {saved.get(k)!r} vs {own.get(k)!r}" for k in keys)
-
-
 # Overflow and 0 * inf inside a diverging step: the loss and test checks below say so in one line,
 # instead of a screenful of NumPy RuntimeWarnings before it.
 def _diverging_quietly():
     return np.errstate(over="ignore", invalid="ignore", divide="ignore")
-
-
-def _progress(iterable=None, **kwargs):
-    """A tqdm bar (to stderr; hidden when stderr is not a terminal), or a stand-in without tqdm."""
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return _NoBar(iterable)
-    return tqdm(iterable, disable=kwargs.pop("disable", None), dynamic_ncols=True, **kwargs)
-
-
-class _NoBar:
-    def __init__(self, iterable=None):
-        self.iterable = iterable
-
-    def __iter__(self):
-        return iter(self.iterable)
-
-    def update(self, n=1):
-        pass
-
-    def set_postfix_str(self, s):
-        pass
-
-    def close(self):
-        pass
-
-
-def _write(line):
-    """Print a line without breaking the progress bars."""
-    try:
-        from tqdm.auto import tqdm
-        tqdm.write(line)
-    except ImportError:
-        print(line, flush=True)
-
-
-@contextmanager
-def _stop_on_sigint(trainer):
-    """First Ctrl-C sets ``trainer.stop_requested`` (the loop stops after the batch); the second aborts."""
-    def handler(signum, frame):
-        if trainer.stop_signalled:
-            raise KeyboardInterrupt
-        trainer.stop_signalled = True
-        if trainer.comm.size == 1:            # K ranks first agree on the batch to stop after (train_step)
-            trainer.stop_requested = True
-        trainer.say("\nCtrl-C: finishing this batch, then saving a checkpoint (Ctrl-C again to abort)")
-    try:
-        previous = signal.signal(signal.SIGINT, handler)
-    except ValueError:       # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 class Trainer:
@@ -190,7 +117,7 @@ class Trainer:
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
         self.progress = progress if self.comm.rank == 0 else False   # None: bars when stderr is a terminal
-        self.say = _write if self.comm.rank == 0 else (lambda line: None)
+        self.say = write_line if self.comm.rank == 0 else (lambda line: None)
         if config.device == "cuda":
             try:
                 backend.cupy_module()
@@ -244,36 +171,14 @@ class Trainer:
         meta = ckpt["meta"]
         if "train" not in meta:
             raise CheckpointError(f"{ckpt['path']} has no training state to resume (was it written by the trainer?)")
-        settings = dict(check_train_meta(meta, ckpt["path"]))
-        changes = []
-        for name, value in overrides.items():
-            if value is None:
-                continue
-            if name == "max_batches" and value == 0:
-                value = None                                      # --max-batches 0: no limit
-            if name not in RESUME_SAFE | RESUME_RECORDED:
-                if value != settings.get(name):
-                    raise ConfigError(f"--{name.replace('_', '-')} {value} differs from the checkpoint's "
-                                      f"{settings.get(name)}: a resumed run keeps its settings (start a new run "
-                                      f"to change it)")
-                continue
-            if name in RESUME_RECORDED and value != settings.get(name):
-                changes.append({"epoch": meta["epoch"], "batch": meta["batch"], "setting": name,
-                                "from": settings.get(name), "to": value})
-            settings[name] = value
-        if overrides.get("out") is None:
-            settings["out"] = str(Path(ckpt["path"]).parent)
-        settings["changes"] = list(settings.get("changes") or []) + changes
+        settings, changes = resumed_settings(meta, ckpt["path"], overrides)
         trainer = cls(TrainConfig.from_dict(settings), checkpoint=ckpt, progress=progress, comm=comm)
         freed, count = remove_stale_temp_files(ckpt["path"]) if trainer.comm.rank == 0 else (0, 0)
         if count:
             trainer.say(f"removed {count} stale temporary file{'s' * (count > 1)} ({freed / 1e6:.1f} MB) that an "
                    f"interrupted save left in {Path(ckpt['path']).parent}")
         if changes:
-            said = ", ".join(f"--{c['setting'].replace('_', '-')} {_flag_value(c['to'])} (was "
-                             f"{_flag_value(c['from'])})" for c in changes)
-            trainer.say(f"note: {said} from epoch {meta['epoch'] + 1}, batch {meta['batch'] + 1} on: this run is no longer "
-                   f"bit-exact to an uninterrupted one; config.json records the change")
+            trainer.say(change_note(changes, meta))
         return trainer
 
     def _restore(self, ckpt):
@@ -281,7 +186,7 @@ class Trainer:
         if meta["model"] != self.model.config:
             raise CheckpointError(f"{ckpt['path']} holds a {meta['model'].get('variant')} model that does not match "
                                   f"this run's {self.model.config['variant']} "
-                                  f"({_differences(meta['model'], self.model.config)})")
+                                  f"({differences(meta['model'], self.model.config)})")
         if meta["data"]["classes"] != self.classes:
             raise CheckpointError(f"{ckpt['path']} was trained on classes {meta['data']['classes'][:5]}..., "
                                   f"but the dataset has {self.classes[:5]}...")
@@ -390,7 +295,7 @@ class Trainer:
         total = self._batches_this_epoch(loader)
         loader.set_epoch(self.epoch, start_batch=self.batch)   # resuming mid-epoch: the rest of its order
         self.model.train()
-        bar = _progress(total=total, initial=self.batch, desc=f"epoch {self.epoch + 1}", leave=False,
+        bar = progress_bar(total=total, initial=self.batch, desc=f"epoch {self.epoch + 1}", leave=False,
                         unit="batch", disable=bar_disable)
         start = time.perf_counter()
         try:
@@ -494,10 +399,10 @@ class Trainer:
                      f"--max-batches 0 lifts it)" if config.max_batches is not None else "")
             self.say(f"resuming at epoch {self.epoch + 1}, batch {self.batch + 1}{limit}")
         bar_disable = None if self.progress is None else not self.progress
-        epochs_bar = _progress(total=config.epochs, initial=self.epoch, desc="epochs", unit="epoch",
+        epochs_bar = progress_bar(total=config.epochs, initial=self.epoch, desc="epochs", unit="epoch",
                                disable=bar_disable)
         try:
-            with _stop_on_sigint(self), F.conv_algorithm(config.conv_algorithm):
+            with stop_on_sigint(self), F.conv_algorithm(config.conv_algorithm):
                 while self.epoch < config.epochs:
                     self.train_epoch(bar_disable)
                     if not self.stop_requested:
@@ -522,13 +427,13 @@ class Trainer:
         try:
             record = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            _write(f"note: {path} is not valid JSON ({exc}); it is only a record of the settings (change one with "
+            write_line(f"note: {path} is not valid JSON ({exc}); it is only a record of the settings (change one with "
                    f"its flag, e.g. --lr, on --resume): rewriting it from the checkpoint's")
             return
         if record != saved:
             edited = (", ".join(f"{k}: {record.get(k)!r}" for k in {**saved, **record} if saved.get(k) != record.get(k))
                       if isinstance(record, dict) else repr(record)[:60])
-            _write(f"note: {path} was edited ({edited}); it is only a record of the settings, not read: the run "
+            write_line(f"note: {path} was edited ({edited}); it is only a record of the settings, not read: the run "
                    f"keeps the checkpoint's (change one with its flag, e.g. --lr, on --resume) and it is rewritten")
 
     def _end_epoch(self):
@@ -563,40 +468,5 @@ class Trainer:
         conv1 = self.model.layer("conv1").weight
         save_filter_grid(self.out / "conv1_filters.png", backend.to_device(conv1.data, "cpu"))
         if not save_curves(self.out / "curves.png", self.history) and not getattr(self, "_said_no_plot", False):
-            _write("matplotlib is not installed: skipping curves.png (pip install 'minialex[plot]')")
+            write_line("matplotlib is not installed: skipping curves.png (pip install 'minialex[plot]')")
             self._said_no_plot = True
-
-
-def load_model(path, device="cpu"):
-    """(model in eval mode, checkpoint meta) from a checkpoint written by the trainer.
-
-    The metadata is checked (``minialex.train.meta``) before the model is built from it."""
-    ckpt = load_checkpoint(path)
-    meta = check_model_meta(ckpt["meta"], ckpt["model"], ckpt["path"])
-    try:
-        model = from_config(meta["model"])
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {ckpt['path']}: its model record cannot be built ({exc})") from None
-    try:
-        model.load_state_dict(ckpt["model"])
-    except ValueError as exc:
-        problems = [line.strip() for line in str(exc).splitlines()[1:]]     # every mismatch, not the last one
-        raise CheckpointError(f"{ckpt['path']}: the weights do not fit a {meta['model']['variant']} AlexNet "
-                              f"({'; '.join(problems)})") from None
-    return model.to(device).eval(), meta
-
-
-def predict_scores(model, images, device="cpu", batch_size=64):
-    """Softmax probabilities (N, num_classes) for float32 images (N, C, H, W), or (N, V, C, H, W) views
-    whose softmax outputs are averaged (the paper's 10-crop test, Sec. 4.1)."""
-    images = np.asarray(images, dtype=np.float32)
-    views = images.shape[1] if images.ndim == 5 else 1
-    flat = images.reshape((-1,) + images.shape[-3:])           # (N*V, C, H, W)
-    out = []
-    with no_grad():
-        model.eval()
-        for i in range(0, len(flat), batch_size):
-            logits = model(Tensor(flat[i:i + batch_size], device=device))
-            out.append(F.softmax(logits, 1).numpy())
-    probs = np.concatenate(out)                                  # (N*V, K)
-    return probs.reshape(len(images), views, -1).mean(axis=1)    # (N, K)
