@@ -46,6 +46,8 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)  # the checkout's minialex: runs with no install
 os.environ.setdefault("CUPY_TF32", "0")  # CuPy's matmul (version 1 of conv) in true FP32
 
+from minialex.shapes import conv_output_size  # noqa: E402  (no CuPy: runs where the GPU is missing)
+
 ALEXNET_CONVS = {  # name: (C, H, W, O, k, stride, padding, groups), input 3x227x227
     "conv1": (3, 227, 227, 96, 11, 4, 0, 1),
     "conv2": (96, 27, 27, 256, 5, 1, 2, 2),
@@ -111,10 +113,6 @@ def parse_args(argv=None):
 
 
 # ---- what each row counts -------------------------------------------------------------------------
-def conv_output_size(n, k, s, p):
-    return (n + 2 * p - k) // s + 1
-
-
 def conv_flops(N, C, H, W, O, k, s, p, g):
     """Useful FLOPs of one pass of a convolution (forward, backward-data and backward-weight alike):
     2 per multiply-add, N * O * OH * OW outputs of (C / g) * k * k terms each."""

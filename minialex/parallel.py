@@ -12,6 +12,8 @@ pieces on 2 threads.
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+from .shapes import ceil_div
+
 CHUNK = 1 << 20          # elements per piece (4 MB of float32)
 MIN_PIECE = 1 << 17      # elements below which a piece of a batch is not worth a thread hand-off
 _pool = None
@@ -56,4 +58,4 @@ def for_batch(xp, n, fn, sample_size):
     if xp.__name__ != "numpy":
         fn(slice(None))
     else:
-        for_slices(n, fn, chunk=max(1, -(-MIN_PIECE // max(1, sample_size))))
+        for_slices(n, fn, chunk=max(1, ceil_div(MIN_PIECE, max(1, sample_size))))

@@ -387,8 +387,8 @@ def test_max_pool2d_output_sizes():
     assert L.max_pool2d_output_shape((1, 1, 55, 55), 3, 2, ceil_mode=True) == (1, 1, 27, 27)
     assert L.max_pool2d_output_shape((1, 1, 8, 8), 3, 2, ceil_mode=True) == (1, 1, 4, 4)
     assert L.max_pool2d_output_shape((1, 1, 5, 5), 2, 2, 1, ceil_mode=True) == (1, 1, 3, 3)
-    with pytest.raises(ValueError, match="padding"):
-        L.pool_output_size(8, 3, 2, 2)
+    with pytest.raises(ValueError, match="padding <= kernel/2"):
+        L.max_pool2d_output_shape((1, 1, 8, 8), 3, 2, 2)
 
 
 # ---- elementwise ----------------------------------------------------------------------------------

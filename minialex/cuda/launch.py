@@ -17,6 +17,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..shapes import ceil_div, conv_output_size, pair, pool_output_size
+
 THREADS = 256          # threads of every 1-D kernel (MINIALEX_THREADS in kernels/common.cuh)
 MAX_GRID_X = 2**31 - 1
 MAX_GRID_YZ = 65535
@@ -72,20 +74,8 @@ def _launch(source, kernel, grid, threads, args):
     return Launch(source, kernel, grid, (threads, 1, 1), 0, tuple(args))
 
 
-def _pair(v, name):
-    if isinstance(v, (tuple, list)):
-        if len(v) != 2:
-            raise ValueError(f"{name} must be an int or a pair, got {v!r}")
-        return int(v[0]), int(v[1])
-    return int(v), int(v)
-
-
-def _ceil_div(a, b):
-    return -(-a // b)
-
-
 def _grid_1d(total, max_blocks=MAX_GRID_X):
-    return (min(_ceil_div(total, THREADS), max_blocks), 1, 1)
+    return (min(ceil_div(total, THREADS), max_blocks), 1, 1)
 
 
 # ---- convolution ----------------------------------------------------------------------------------
@@ -136,15 +126,15 @@ def conv_geometry(x_shape, w_shape, stride=1, padding=0, groups=1):
                          f"got {tuple(x_shape)} and {tuple(w_shape)}")
     N, C, H, W = (int(v) for v in x_shape)
     O, Cg, kH, kW = (int(v) for v in w_shape)
-    (sH, sW), (pH, pW) = _pair(stride, "stride"), _pair(padding, "padding")
+    (sH, sW), (pH, pW) = pair(stride, "stride"), pair(padding, "padding", minimum=0)
     groups = int(groups)
     if groups < 1 or C % groups or O % groups:
         raise ValueError(f"groups={groups} must divide C={C} and O={O}")
     if Cg != C // groups:
         raise ValueError(f"w has {Cg} input channels, expected C/groups = {C // groups}")
-    if min(sH, sW, kH, kW) < 1 or min(pH, pW) < 0:
-        raise ValueError(f"bad stride {stride}, padding {padding} or kernel {kH}x{kW}")
-    OH, OW = (H + 2 * pH - kH) // sH + 1, (W + 2 * pW - kW) // sW + 1
+    if min(kH, kW) < 1:
+        raise ValueError(f"kernel {kH}x{kW} must be at least 1x1")
+    OH, OW = conv_output_size(H, kH, sH, pH), conv_output_size(W, kW, sW, pW)
     if OH < 1 or OW < 1:
         raise ValueError(f"kernel {kH}x{kW} larger than the padded input {H + 2*pH}x{W + 2*pW}")
     g = ConvGeometry(N, C, H, W, O, kH, kW, sH, sW, pH, pW, OH, OW, groups)
@@ -173,7 +163,7 @@ def conv2d_forward(x, w, b, y, g, version=3):
     _check(y, "y", shape=(g.N, g.O, g.OH, g.OW))
     if b is not None:
         _check(b, "b", shape=(g.O,))
-    grid = (_ceil_div(g.N * g.P, BN), _ceil_div(g.Og, BM), g.groups)
+    grid = (ceil_div(g.N * g.P, BN), ceil_div(g.Og, BM), g.groups)
     args = (x, w, b if b is not None else w, y, np.int32(b is not None)) + g.args()
     return _launch("conv2d.cu", f"conv2d_fwd_v{version}", grid, threads, args)
 
@@ -184,7 +174,7 @@ def conv2d_backward_data(dy, w, dx, g, version=3):
     _check(dy, "dy", shape=(g.N, g.O, g.OH, g.OW))
     _check(w, "w", shape=(g.O, g.Cg, g.kH, g.kW))
     _check(dx, "dx", shape=(g.N, g.C, g.H, g.W))
-    grid = (_ceil_div(g.N * g.H * g.W, BN), _ceil_div(g.Cg, BM), g.groups)
+    grid = (ceil_div(g.N * g.H * g.W, BN), ceil_div(g.Cg, BM), g.groups)
     return _launch("conv2d.cu", f"conv2d_bwd_data_v{version}", grid, threads, (dy, w, dx) + g.args())
 
 
@@ -196,11 +186,11 @@ def conv2d_weight_splits(g, version=3, target_blocks=TARGET_BLOCKS, min_per_spli
     """
     BM, BN, BK, _ = _conv_tile(version)
     R = g.N * g.P
-    tiles = _ceil_div(g.Og, BM) * _ceil_div(g.K, BN) * g.groups
-    splits = max(1, min(_ceil_div(target_blocks, tiles), R // min_per_split,
+    tiles = ceil_div(g.Og, BM) * ceil_div(g.K, BN) * g.groups
+    splits = max(1, min(ceil_div(target_blocks, tiles), R // min_per_split,
                         MAX_GRID_YZ // g.groups))
-    r_per_split = _ceil_div(_ceil_div(max(R, 1), splits), BK) * BK
-    splits = max(1, _ceil_div(R, r_per_split))  # no empty split
+    r_per_split = ceil_div(ceil_div(max(R, 1), splits), BK) * BK
+    splits = max(1, ceil_div(R, r_per_split))  # no empty split
     return splits, r_per_split
 
 
@@ -215,7 +205,7 @@ def conv2d_backward_weight(x, dy, out, g, version=3, splits=1, r_per_split=None)
     _check(dy, "dy", shape=(g.N, g.O, g.OH, g.OW))
     R = g.N * g.P
     if r_per_split is None:
-        r_per_split = _ceil_div(max(R, 1), splits * BK) * BK
+        r_per_split = ceil_div(max(R, 1), splits * BK) * BK
     if splits < 1 or r_per_split % BK or splits * r_per_split < R:
         raise ValueError(f"splits={splits} x r_per_split={r_per_split} must cover N*OH*OW={R} "
                          f"in multiples of {BK}")
@@ -224,7 +214,7 @@ def conv2d_backward_weight(x, dy, out, g, version=3, splits=1, r_per_split=None)
     else:
         _check(out, "workspace", shape=(splits, g.O, g.K))
         _i32(splits * g.O * g.K, "workspace size")
-    grid = (_ceil_div(g.K, BN), _ceil_div(g.Og, BM), g.groups * splits)
+    grid = (ceil_div(g.K, BN), ceil_div(g.Og, BM), g.groups * splits)
     args = (x, dy, out, _i32(splits, "splits"), _i32(r_per_split, "r_per_split")) + g.args()
     return _launch("conv2d.cu", f"conv2d_bwd_weight_v{version}", grid, threads, args)
 
@@ -283,35 +273,30 @@ def lrn_backward(x, scale, gy, dx, size, alpha=1e-4, beta=0.75):
 
 
 # ---- max-pooling ----------------------------------------------------------------------------------
-def pool_output_size(n, k, s, p, ceil_mode=False):
-    """PyTorch's pooling output size: floor (or ceil) of (n + 2p - k) / s, plus 1; with ceil_mode
-    the last window must start inside the input or its left padding."""
-    if k < 1 or s < 1 or p < 0 or p > k // 2:
-        raise ValueError(f"pooling needs kernel >= 1, stride >= 1, 0 <= padding <= kernel/2; "
-                         f"got kernel={k}, stride={s}, padding={p}")
-    span = n + 2 * p - k
-    if span < 0:
+def _pooled_size(n, k, s, p, ceil_mode):
+    """shapes.pool_output_size after the checks the kernels rely on: padding <= kernel/2 (a window
+    holds at least one input element) and a kernel no larger than the padded input."""
+    if p > k // 2:
+        raise ValueError(f"pooling needs 0 <= padding <= kernel/2; got kernel={k}, padding={p}")
+    if n + 2 * p < k:
         raise ValueError(f"pooling kernel {k} larger than the padded input {n + 2 * p}")
-    out = (_ceil_div(span, s) if ceil_mode else span // s) + 1
-    if ceil_mode and (out - 1) * s >= n + p:
-        out -= 1
-    return out
+    return pool_output_size(n, k, s, p, ceil_mode)
 
 
 def max_pool2d_output_shape(x_shape, kernel_size, stride=None, padding=0, ceil_mode=False):
     N, C, H, W = x_shape
-    (kH, kW) = _pair(kernel_size, "kernel_size")
-    (sH, sW) = _pair(stride if stride is not None else kernel_size, "stride")
-    (pH, pW) = _pair(padding, "padding")
-    return (N, C, pool_output_size(H, kH, sH, pH, ceil_mode), pool_output_size(W, kW, sW, pW, ceil_mode))
+    (kH, kW) = pair(kernel_size, "kernel_size")
+    (sH, sW) = pair(stride if stride is not None else kernel_size, "stride")
+    (pH, pW) = pair(padding, "padding", minimum=0)
+    return (N, C, _pooled_size(H, kH, sH, pH, ceil_mode), _pooled_size(W, kW, sW, pW, ceil_mode))
 
 
 def _pool_args(x_shape, y_shape, kernel_size, stride, padding):
     N, C, H, W = x_shape
     OH, OW = y_shape[2], y_shape[3]
-    (kH, kW) = _pair(kernel_size, "kernel_size")
-    (sH, sW) = _pair(stride if stride is not None else kernel_size, "stride")
-    (pH, pW) = _pair(padding, "padding")
+    (kH, kW) = pair(kernel_size, "kernel_size")
+    (sH, sW) = pair(stride if stride is not None else kernel_size, "stride")
+    (pH, pW) = pair(padding, "padding", minimum=0)
     ok = {max_pool2d_output_shape(x_shape, (kH, kW), (sH, sW), (pH, pW), c) for c in (False, True)}
     if tuple(y_shape) not in ok:
         raise ValueError(f"pooled shape {tuple(y_shape)} is neither floor nor ceil_mode output of "
@@ -362,7 +347,7 @@ def bias_act_forward(x, b, y, relu=True, max_blocks=DEFAULT_MAX_BLOCKS, max_grid
     rows, cols, C, per_col = _rows_cols(x.shape)
     if b is not None:
         _check(b, "b", shape=(C,))
-    grid = (min(_ceil_div(cols, THREADS), max_blocks), min(rows, max_grid_y), 1)
+    grid = (min(ceil_div(cols, THREADS), max_blocks), min(rows, max_grid_y), 1)
     args = (x, b if b is not None else x, y, _i32(rows, "rows"), _i32(cols, "cols"), _i32(C, "C"),
             np.int32(per_col), np.int32(b is not None), np.int32(bool(relu)))
     return _launch("elementwise.cu", "bias_act_forward", grid, THREADS, args)
@@ -371,8 +356,8 @@ def bias_act_forward(x, b, y, relu=True, max_blocks=DEFAULT_MAX_BLOCKS, max_grid
 def bias_grad_chunks(shape, target_blocks=TARGET_BLOCKS):
     """How many batch chunks the bias-gradient reduction uses for activations of ``shape``."""
     N, C = int(shape[0]), int(shape[1])
-    blocks_per_chunk = C if len(shape) > 2 else _ceil_div(C, THREADS)
-    return max(1, min(N, _ceil_div(target_blocks, max(blocks_per_chunk, 1))))
+    blocks_per_chunk = C if len(shape) > 2 else ceil_div(C, THREADS)
+    return max(1, min(N, ceil_div(target_blocks, max(blocks_per_chunk, 1))))
 
 
 def bias_act_backward(gy, y, gx, partial, relu=True, chunks=1):
@@ -388,9 +373,9 @@ def bias_act_backward(gy, y, gx, partial, relu=True, chunks=1):
     _check(partial, "partial")
     if partial.size != chunks * C:
         raise ValueError(f"partial must hold chunks * C = {chunks} * {C} floats, has {partial.size}")
-    n_per_chunk = _ceil_div(max(N, 1), chunks)
+    n_per_chunk = ceil_div(max(N, 1), chunks)
     if len(gy.shape) == 2:
-        grid = (_ceil_div(C, THREADS), chunks, 1)
+        grid = (ceil_div(C, THREADS), chunks, 1)
         args = (gy, y, gx, partial, _i32(N, "N"), _i32(C, "C"), _i32(n_per_chunk, "n_per_chunk"),
                 np.int32(bool(relu)))
         return _launch("elementwise.cu", "bias_act_backward_nc", grid, THREADS, args)
@@ -442,7 +427,7 @@ def softmax_xent_backward(probs, labels, grad_loss, gz, max_blocks=DEFAULT_MAX_B
     _check(labels, "labels", dtype=np.int64, shape=(N,))
     _check(grad_loss, "grad_loss", shape=(N,))
     _check(gz, "gz", shape=(N, K))
-    grid = (min(_ceil_div(K, THREADS), max_blocks), min(N, max_grid_y), 1)
+    grid = (min(ceil_div(K, THREADS), max_blocks), min(N, max_grid_y), 1)
     return _launch("elementwise.cu", "softmax_xent_backward", grid, THREADS,
                    (probs, labels, grad_loss, gz, _i32(N, "N"), _i32(K, "K")))
 

@@ -13,17 +13,7 @@ mirrors), averaging the softmax.
 """
 import numpy as np
 
-
-def _pair(size, name="size"):
-    """``size`` as a (height, width) pair of positive ints, or ValueError."""
-    if np.isscalar(size):
-        size = (size, size)
-    if len(size) != 2:
-        raise ValueError(f"{name} must be an int or a (height, width) pair, got {size!r}")
-    h, w = int(size[0]), int(size[1])
-    if h <= 0 or w <= 0:
-        raise ValueError(f"{name} must be positive, got {size!r}")
-    return h, w
+from ..shapes import pair
 
 
 def _check_chw(img, who):
@@ -103,7 +93,7 @@ class RandomCrop:
     """
 
     def __init__(self, size, padding=0):
-        self.size = _pair(size)
+        self.size = pair(size, "size", "RandomCrop")  # (h, w)
         if int(padding) < 0:
             raise ValueError(f"RandomCrop: padding must be >= 0, got {padding}")
         self.padding = int(padding)
@@ -142,7 +132,7 @@ class CenterCrop:
     """The central ``size`` crop: top = (H - h) // 2, left = (W - w) // 2."""
 
     def __init__(self, size):
-        self.size = _pair(size)
+        self.size = pair(size, "size", "CenterCrop")  # (h, w)
 
     def __call__(self, img, rng=None):
         h, w = self.size
@@ -161,7 +151,7 @@ class TenCrop:
     """
 
     def __init__(self, size):
-        self.size = _pair(size)
+        self.size = pair(size, "size", "TenCrop")  # (h, w)
 
     def __call__(self, img, rng=None):
         h, w = self.size

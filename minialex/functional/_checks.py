@@ -2,6 +2,7 @@
 what was expected and what was given, before any array code can fail obscurely."""
 import numbers
 
+from ..shapes import pair
 from ..tensor import Tensor
 
 
@@ -23,18 +24,6 @@ def check_same_device(op, *tensors):
     devices = {t.device for t in tensors if t is not None}
     if len(devices) > 1:
         raise ValueError(f"{op}: tensors are on different devices ({', '.join(sorted(devices))}); move them with .to()")
-
-
-def pair(v, name, op, minimum=1):
-    """An int or a pair of ints -> (a, b), each >= minimum."""
-    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
-        v = (int(v), int(v))
-    if (not isinstance(v, (tuple, list)) or len(v) != 2
-            or not all(isinstance(e, numbers.Integral) and not isinstance(e, bool) for e in v)):
-        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
-    if min(v) < minimum:
-        raise ValueError(f"{op}: {name} must be >= {minimum}, got {tuple(v)}")
-    return int(v[0]), int(v[1])
 
 
 def positive_int(v, name, op, minimum=1):

@@ -5,12 +5,13 @@ Output cell (i, j) averages input rows [floor(i*H/OH), ceil((i+1)*H/OH)) and col
 not a multiple of OH). Shapes: x (N, C, H, W) -> y (N, C, OH, OW).
 Backward: each input pixel of a bin receives g / (bin height * bin width).
 """
+from ..shapes import ceil_div, pair
 from ..tensor import Tensor
-from ._checks import check_tensor, pair
+from ._checks import check_tensor
 
 
 def _bins(size, out):
-    return [((i * size) // out, -((-(i + 1) * size) // out)) for i in range(out)]  # (start, end) per cell
+    return [((i * size) // out, ceil_div((i + 1) * size, out)) for i in range(out)]  # (start, end) per cell
 
 
 def adaptive_avg_pool2d(x, output_size):

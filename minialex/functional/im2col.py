@@ -15,11 +15,7 @@ which is exactly the gradient of im2col. Overlapping windows add up, which is wh
 """
 from .. import backend
 from ..parallel import for_batch
-
-
-def conv_output_size(size, kernel, stride, padding):
-    """Number of window positions along one axis: (size + 2*padding - kernel) // stride + 1."""
-    return (size + 2 * padding - kernel) // stride + 1
+from ..shapes import conv_output_size
 
 
 def im2col(x, kernel_size, stride, padding):

@@ -28,10 +28,9 @@ NaN: the output is NaN, but no comparison with NaN holds, so its gradient goes w
 maximum was when the first NaN came (to the NaN itself only at offset 0); PyTorch and maxpool.cu send it
 to the NaN. A window that is all -inf and starts in the padding sends its gradient nowhere.
 """
-import math
-
-from ..tensor import Tensor
 from ..cuda import use_cuda_kernels
+from ..shapes import pool_output_size
+from ..tensor import Tensor
 from ._checks import check_max_pool2d_args, check_pool_output_size
 from .algorithms import current_pool_algorithm, use_phase_planes
 from .max_pool2d_phase_planes import max_pool2d_phase_planes
@@ -71,16 +70,6 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
             window(k, dx_pad)[...] += g * (argmax == k)     # windows overlap: gradients add up
         return (dx_pad[:, :, pH:pH + H, pW:pW + W],)   # (N, C, H, W)
     return Tensor.from_op(y, (x,), backward, "max_pool2d")
-
-
-def pool_output_size(size, kernel, stride, padding, ceil_mode):
-    """Number of windows along one axis (PyTorch's ``pooling_output_shape``)."""
-    if ceil_mode:
-        out = math.ceil((size + 2 * padding - kernel) / stride) + 1
-        if (out - 1) * stride >= size + padding:  # the last window would start in the padding
-            out -= 1
-        return out
-    return (size + 2 * padding - kernel) // stride + 1
 
 
 def _max_pool2d_cuda(x, kernel_size, stride, padding, ceil_mode):

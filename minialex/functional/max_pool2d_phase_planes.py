@@ -19,8 +19,9 @@ Backward: g is routed plane by plane,
     dP[i % sH, j % sW] (shifted by d_k) += g * (argmax == k),
 and the planes are interleaved back into dx.
 """
-from ..tensor import Tensor
 from ..parallel import for_batch
+from ..shapes import ceil_div
+from ..tensor import Tensor
 
 
 def max_pool2d_phase_planes(x, kernel_size, stride, padding, output_size):
@@ -31,8 +32,8 @@ def max_pool2d_phase_planes(x, kernel_size, stride, padding, output_size):
     if x.data.size == 0:                                # no samples or no channels: nothing to pool
         return Tensor.from_op(xp.empty((N, C, OH, OW), dtype=x.dtype), (x,),
                               lambda g: (xp.zeros(x.shape, dtype=g.dtype),), "max_pool2d")
-    Hq = -(-max(pH + H, (OH - 1) * sH + kH) // sH)     # the planes hold x and all the windows
-    Wq = -(-max(pW + W, (OW - 1) * sW + kW) // sW)
+    Hq = ceil_div(max(pH + H, (OH - 1) * sH + kH), sH)  # the planes hold x and all the windows
+    Wq = ceil_div(max(pW + W, (OW - 1) * sW + kW), sW)
 
     def phase(p, q):
         """(the rows and columns of x in plane (p, q), the rows and columns they fill there)."""

@@ -36,6 +36,7 @@ the same seed ends with other weights than with ``F.conv_algorithm("im2col")``, 
 im2col-only runs bit for bit (the seeds' accuracies with both are in benchmarks/RESULTS.md).
 """
 from .. import backend
+from ..shapes import ceil_div
 
 # The matrices, for the docstring's formulas and the tests; the code below spells each product out.
 # G is the paper's name for the filter transform (conv2d.py's G, the number of groups, is ``groups`` here).
@@ -51,7 +52,7 @@ def applies(kernel_size, stride):
 
 def tile_counts(OH, OW):
     """Tiles of 2x2 outputs that cover an OH x OW output (the last row/column may overhang)."""
-    return -(-OH // 2), -(-OW // 2)
+    return ceil_div(OH, 2), ceil_div(OW, 2)
 
 
 # ----------------------------------------------------------------------------- the three transforms

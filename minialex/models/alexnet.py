@@ -29,8 +29,7 @@ Initialisation (``init=``):
   "default": PyTorch's layer default U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (what torchvision's alexnet uses).
 """
 from .. import nn
-from ..functional.im2col import conv_output_size
-from ..functional.max_pool2d import pool_output_size
+from ..shapes import conv_output_size, pool_output_size
 
 VARIANTS = ("paper", "caffe", "torchvision", "mini")
 INITS = ("paper", "caffe", "he", "default")

@@ -8,7 +8,8 @@ import numbers
 import numpy as np
 
 from .. import functional as F
-from ..functional._checks import pair, positive_int
+from ..functional._checks import positive_int
+from ..shapes import pair
 from . import init
 from .module import Module, Parameter
 
