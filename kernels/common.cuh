@@ -9,7 +9,7 @@
 // +infinity as a float, without math.h (NVRTC has none).
 #define MINIALEX_INF (__int_as_float(0x7f800000))
 
-// Threads per block used by every 1-D kernel; minialex/cuda/launch.py uses the same number.
+// Threads per block used by every 1-D kernel; THREADS in minialex/cuda/launch/common.py is the same number.
 #define MINIALEX_THREADS 256
 
 __device__ __forceinline__ int ceil_div_i(int a, int b) { return (a + b - 1) / b; }

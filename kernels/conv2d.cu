@@ -12,7 +12,7 @@
 //
 // Build:  nvcc -arch=sm_90 -Xptxas -v -c kernels/conv2d.cu      (registers/spills: kernels/README.md)
 //         cupy.RawModule(code=src, options=("-std=c++17", "-I<kernels dir>"))   (minialex.cuda)
-// Launch configurations (grid, block, arguments): minialex/cuda/launch.py.
+// Launch configurations (grid, block, arguments): minialex/cuda/launch/conv2d.py.
 //
 // | version | kernels                                   | idea                                      |
 // |---------|-------------------------------------------|-------------------------------------------|
@@ -85,7 +85,8 @@ col2im_v1(const float* __restrict__ cols, float* __restrict__ dx, int n_images, 
 
 // ---- versions 2 and 3: implicit GEMM --------------------------------------------------------
 // Offsets are 32-bit ints (fewer registers): every tensor must have fewer than 2^31 elements,
-// which minialex/cuda/launch.py checks (AlexNet's largest, conv1's output at batch 128, has 37 M).
+// which conv_geometry in minialex/cuda/launch/conv2d.py checks (AlexNet's largest, conv1's output
+// at batch 128, has 37 M).
 struct ConvGeom {
     int N, C, H, W, O, kH, kW, sH, sW, pH, pW, OH, OW, G;
     int Cg, Og, KK, P;  // derived: channels per group, kernel area, output plane size
@@ -95,7 +96,8 @@ struct ConvGeom {
           OH(OH_), OW(OW_), G(G_), Cg(C_ / G_), Og(O_ / G_), KK(kH_ * kW_), P(OH_ * OW_) {}
 };
 
-// The geometry arguments every conv kernel takes, in this order (minialex/cuda/launch.py: ConvGeometry.args).
+// The geometry arguments every conv kernel takes, in this order
+// (minialex/cuda/launch/conv2d.py: ConvGeometry.args).
 #define CONV_GEOM_PARAMS                                                                          \
     int N, int C, int H, int W, int O, int kH, int kW, int sH, int sW, int pH, int pW, int OH,   \
         int OW, int groups

@@ -16,7 +16,7 @@
 //
 // Build:  nvcc -arch=sm_90 -c kernels/elementwise.cu            (a check that it compiles)
 //         cupy.RawModule(code=src, options=("-std=c++17", "-I<kernels dir>"))   (minialex.cuda)
-// Launch configurations: minialex/cuda/launch.py.  Tests: tests/test_kernels_emulated.py.
+// Launch configurations: minialex/cuda/launch/elementwise.py.  Tests: tests/test_kernels_emulated.py.
 //
 // | version | kernels                         | idea                                               |
 // |---------|---------------------------------|----------------------------------------------------|

@@ -6,7 +6,8 @@
 //   (PyTorch's convention). Positions in the padding count as -inf (they are skipped). Ties: the
 //   first maximum in scan order (row by row) wins. NaN propagates: the first NaN in the window
 //   becomes the maximum. A window lying entirely in the padding gives y = -inf and argmax = -1.
-// Output sizes (floor or ceil_mode, as PyTorch computes them) are in minialex/cuda/launch.py.
+// Output sizes (floor or ceil_mode, as PyTorch computes them): minialex/shapes.py, pool_output_size;
+// launch configurations: minialex/cuda/launch/maxpool.py.
 // AlexNet's pooling is overlapping, kernel 3, stride 2 (Krizhevsky et al. 2012, section 3.4).
 //
 // Backward, one thread per input element (n, c, h, w): gather

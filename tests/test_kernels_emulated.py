@@ -476,7 +476,7 @@ def test_empty_work_launches_nothing(xp):
 
 
 def test_every_kernel_has_typed_arguments(emu):
-    """Each kernel's parameters are pointers, int, long long or float (what launch.py passes)."""
+    """Each kernel's parameters are pointers, int, long long or float (what minialex.cuda.launch passes)."""
     for source, lib in emu.libs.items():
         for name in kernel_names(KERNEL_DIR / source):
             assert set(emu.signature(source, name)) <= set("pilf"), name

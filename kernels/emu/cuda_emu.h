@@ -10,7 +10,7 @@
 //     g++ -std=c++20 -O1 -fno-strict-aliasing -shared -fPIC -Ikernels/emu wrapper.cpp -o lrn.so
 //
 // and Python calls `emu_launch_<kernel>(grid[3], block[3], shared_bytes, void** args)` through
-// ctypes, with the grid, block and argument tuple that minialex/cuda/launch.py computed: the same
+// ctypes, with the grid, block and argument tuple that minialex/cuda/launch/ computed: the same
 // launch code that the CuPy path uses on a GPU.
 //
 // Execution model. The blocks of a launch run one after another. The threads of one block are
