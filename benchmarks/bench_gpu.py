@@ -471,7 +471,7 @@ def ceilings(args, table):
 def bench_convs(args, table, peaks):
     import cupy
     import torch
-    from minialex.cuda import kernels as K
+    from minialex.cuda import kernels
     aten = torch.ops.aten
     for name in args.layers:
         C, H, W, O, k, s, p, g = ALEXNET_CONVS[name]
@@ -492,9 +492,9 @@ def bench_convs(args, table, peaks):
             table.fail("conv", shape, "inputs and float64 references", describe(exc))
             continue
         ours = {
-            "fwd": lambda v: K.conv2d_forward(x, w, None, s, p, g, version=v),
-            "bwd_data": lambda v: K.conv2d_backward_data(dy, w, x.shape, s, p, g, version=v),
-            "bwd_weight": lambda v: K.conv2d_backward_weight(x, dy, w.shape, s, p, g, version=v, bias=False)[0],
+            "fwd": lambda v: kernels.conv2d_forward(x, w, None, s, p, g, version=v),
+            "bwd_data": lambda v: kernels.conv2d_backward_data(dy, w, x.shape, s, p, g, version=v),
+            "bwd_weight": lambda v: kernels.conv2d_backward_weight(x, dy, w.shape, s, p, g, version=v, bias=False)[0],
         }
         cudnn = {
             "fwd": lambda: torch.nn.functional.conv2d(tx, tw, None, s, p, 1, g),
@@ -571,7 +571,7 @@ def time_memory_bound(args, table, op, shape, runs, ref, nbytes, copy_gbs):
 def bench_lrn(args, table, copy_gbs, dnn):
     import cupy
     import torch
-    from minialex.cuda import kernels as K
+    from minialex.cuda import kernels
     F = torch.nn.functional
     size, alpha, beta, k = (LRN_ARGS[a] for a in ("size", "alpha", "beta", "k"))
     for name, (C, H, W) in LRN_SHAPES.items():
@@ -611,11 +611,12 @@ def bench_lrn(args, table, copy_gbs, dnn):
             return grad, grad()
 
         def ours_fwd():
-            return (lambda: K.lrn_forward(x, size, alpha, beta, k)), K.lrn_forward(x, size, alpha, beta, k)[0]
+            return (lambda: kernels.lrn_forward(x, size, alpha, beta, k)), kernels.lrn_forward(x, size, alpha, beta, k)[0]
 
         def ours_bwd():
-            _, scale = K.lrn_forward(x, size, alpha, beta, k)
-            return (lambda: K.lrn_backward(x, scale, gy, size, alpha, beta)), K.lrn_backward(x, scale, gy, size, alpha, beta)
+            _, scale = kernels.lrn_forward(x, size, alpha, beta, k)
+            return ((lambda: kernels.lrn_backward(x, scale, gy, size, alpha, beta)),
+                    kernels.lrn_backward(x, scale, gy, size, alpha, beta))
 
         runs = ([Run("fwd", "cuDNN", cudnn_fwd)] if dnn else []) + [
             Run("fwd", "torch local_response_norm", torch_fwd), Run("fwd", "minialex v1 (y and scale)", ours_fwd)] + (
@@ -627,7 +628,7 @@ def bench_lrn(args, table, copy_gbs, dnn):
 def bench_pool(args, table, copy_gbs, dnn):
     import cupy
     import torch
-    from minialex.cuda import kernels as K
+    from minialex.cuda import kernels
     F = torch.nn.functional
     kk, ss = POOL_KERNEL, POOL_STRIDE
     for name, (C, H, W) in POOL_SHAPES.items():
@@ -670,11 +671,12 @@ def bench_pool(args, table, copy_gbs, dnn):
             return grad, grad()
 
         def ours_fwd():
-            return (lambda: K.max_pool2d_forward(x, kk, ss)), K.max_pool2d_forward(x, kk, ss)[0]
+            return (lambda: kernels.max_pool2d_forward(x, kk, ss)), kernels.max_pool2d_forward(x, kk, ss)[0]
 
         def ours_bwd():
-            _, arg = K.max_pool2d_forward(x, kk, ss)
-            return (lambda: K.max_pool2d_backward(gy, arg, x.shape, kk, ss)), K.max_pool2d_backward(gy, arg, x.shape, kk, ss)
+            _, arg = kernels.max_pool2d_forward(x, kk, ss)
+            return ((lambda: kernels.max_pool2d_backward(gy, arg, x.shape, kk, ss)),
+                    kernels.max_pool2d_backward(gy, arg, x.shape, kk, ss))
 
         runs = ([Run("fwd", "cuDNN", cudnn_fwd)] if dnn else []) + [
             Run("fwd", "torch max_pool2d (indices)", torch_fwd), Run("fwd", "minialex v1 (y and argmax)", ours_fwd)] + (

@@ -39,7 +39,7 @@ for _path in (ROOT, ROOT / "tests", ROOT / "benchmarks"):
         sys.path.insert(0, str(_path))  # the checkout's minialex, the tests' oracles, bench_gpu
 os.environ.setdefault("CUPY_TF32", "0")  # version 1 of conv (cuBLAS through CuPy) in true FP32
 
-from minialex.cuda import kernels as K, launch as L  # noqa: E402
+from minialex.cuda import kernels, launch  # noqa: E402
 from minialex.cuda.sources import kernel_dir  # noqa: E402
 import kernel_reference as ref  # noqa: E402
 import test_kernels_emulated as emulated  # noqa: E402
@@ -151,16 +151,16 @@ def versions(args):
 
 # ---- compile --------------------------------------------------------------------------------------
 def compile_kernels(args):
-    """Compile each kernels/*.cu with NVRTC as minialex does (K._module) and look up every kernel."""
+    """Compile each kernels/*.cu with NVRTC as minialex does (kernels._module) and look up every kernel."""
     failed = 0
     for path in sorted(kernel_dir().glob("*.cu")):
         names = emulated.kernel_names(path)
         t0 = time.perf_counter()
         try:
-            K._module(path.name).compile()
+            kernels._module(path.name).compile()
         except Exception as exc:
             failed += 1
-            print(f"FAIL {path.name}: NVRTC ({K.NVRTC_OPTIONS}): {type(exc).__name__}: {exc}", flush=True)
+            print(f"FAIL {path.name}: NVRTC ({kernels.NVRTC_OPTIONS}): {type(exc).__name__}: {exc}", flush=True)
             continue
         print(f"ok   {path.name}: compiled in {time.perf_counter() - t0:.1f} s", flush=True)
         if not names:
@@ -168,7 +168,7 @@ def compile_kernels(args):
             print(f"FAIL {path.name}: no extern \"C\" __global__ kernel found in the source", flush=True)
         for name in names:
             try:
-                K._function(path.name, name)
+                kernels._function(path.name, name)
                 print(f"ok   {path.name}: {name}", flush=True)
             except Exception as exc:
                 failed += 1
@@ -202,7 +202,7 @@ class GuardedAPI:
         self.get = getattr(module, "asnumpy", np.asarray)
 
     def call(self, entry, *args, **kwargs):
-        return getattr(K, "_" + entry)(self.xp, self.runner, *args, **kwargs)
+        return getattr(kernels, "_" + entry)(self.xp, self.runner, *args, **kwargs)
 
     def put(self, a, dtype=None):
         a = np.asarray(a)
@@ -224,7 +224,7 @@ class PublicAPI:
         self.get = cupy.asnumpy
 
     def call(self, entry, *args, **kwargs):
-        return getattr(K, entry)(*args, **kwargs)
+        return getattr(kernels, entry)(*args, **kwargs)
 
     def put(self, a, dtype=None):
         return self.cupy.asarray(np.asarray(a, dtype=dtype))
@@ -238,7 +238,7 @@ class PublicAPI:
 
 def entry_points():
     """Public names of minialex.cuda.kernels that wrap an implementation ``_name(xp, run, ...)``."""
-    return sorted(n for n in vars(K) if not n.startswith("_") and callable(getattr(K, "_" + n, None)))
+    return sorted(n for n in vars(kernels) if not n.startswith("_") and callable(getattr(kernels, "_" + n, None)))
 
 
 _rng = np.random.default_rng(2026)
@@ -299,7 +299,7 @@ def conv_cases(convs, chunk_floats):
         N, C, H, W, O, (kH, kW), s, p, g = case
 
         def make():
-            geo = L.conv_geometry((N, C, H, W), (O, C // g, kH, kW), s, p, g)
+            geo = launch.conv_geometry((N, C, H, W), (O, C // g, kH, kW), s, p, g)
             dy, w = randn(N, O, geo.OH, geo.OW), randn(O, C // g, kH, kW)
             return dy, w, ref.conv2d_backward_data(dy, w, (N, C, H, W), s, p, g)
         dy, w, dx_ref = once(("bwd_data", case), make)
@@ -311,7 +311,7 @@ def conv_cases(convs, chunk_floats):
         N, C, H, W, O, (kH, kW), s, p, g = case
 
         def make():
-            geo = L.conv_geometry((N, C, H, W), (O, C // g, kH, kW), s, p, g)
+            geo = launch.conv_geometry((N, C, H, W), (O, C // g, kH, kW), s, p, g)
             x, dy = randn(N, C, H, W), randn(N, O, geo.OH, geo.OW)
             return (x, dy, ref.conv2d_backward_weight(x, dy, (O, C // g, kH, kW), s, p, g),
                     dy.astype(np.float64).sum(axis=(0, 2, 3)))
@@ -322,7 +322,7 @@ def conv_cases(convs, chunk_floats):
 
     cases = []
     for case in convs:
-        for v in L.CONV_VERSIONS:
+        for v in launch.CONV_VERSIONS:
             extra = dict(version=v, **({"chunk_floats": chunk_floats} if chunk_floats else {}))
             label = f"{conv_label(case)} v{v}"
             for entry, fn in (("conv2d_forward", forward), ("conv2d_backward_data", backward_data),
@@ -407,17 +407,17 @@ def elementwise_cases(acts, logits, params):
             cases.append(Case("dropout", f"{shape} mask {np.dtype(mask_dtype).name} p {p}",
                               lambda api, c=(shape, mask_dtype, p): dropout(*c, api)))
 
-    def softmax_xent(N, K_, api):
-        z = randn(N, K_) * 5
+    def softmax_xent(N, K, api):
+        z = randn(N, K) * 5
         z[0, 0] += 1e4  # an exp that would overflow without the max shift
-        labels = _rng.integers(0, K_, N)
+        labels = _rng.integers(0, K, N)
         loss, probs = api.call("softmax_cross_entropy", api.put(z), api.put(labels, np.int64))
         loss_ref, p_ref = ref.softmax_xent(z, labels)
         return [Compare("loss", loss, loss_ref), Compare("probs", probs, p_ref)]
 
-    def softmax_xent_backward(N, K_, api):
-        probs = ref.softmax_xent(randn(N, K_) * 5, np.zeros(N, np.int64))[1].astype(np.float32)
-        labels = _rng.integers(0, K_, N)
+    def softmax_xent_backward(N, K, api):
+        probs = ref.softmax_xent(randn(N, K) * 5, np.zeros(N, np.int64))[1].astype(np.float32)
+        labels = _rng.integers(0, K, N)
         grad_loss = randn(N)
         gz = api.call("softmax_cross_entropy_backward", api.put(probs), api.put(labels, np.int64), api.put(grad_loss))
         gz_mean = api.call("softmax_cross_entropy_backward", api.put(probs), api.put(labels, np.int64), 1.0 / N)
@@ -425,10 +425,10 @@ def elementwise_cases(acts, logits, params):
                 Compare("gz (scalar grad_loss)", gz_mean,
                         ref.softmax_xent_backward(probs, labels, np.full(N, 1.0 / N)), rtol=2e-4)]
 
-    for N, K_ in logits:
-        cases.append(Case("softmax_cross_entropy", f"N {N} K {K_}", lambda api, c=(N, K_): softmax_xent(*c, api)))
-        cases.append(Case("softmax_cross_entropy_backward", f"N {N} K {K_}",
-                          lambda api, c=(N, K_): softmax_xent_backward(*c, api)))
+    for N, K in logits:
+        cases.append(Case("softmax_cross_entropy", f"N {N} K {K}", lambda api, c=(N, K): softmax_xent(*c, api)))
+        cases.append(Case("softmax_cross_entropy_backward", f"N {N} K {K}",
+                          lambda api, c=(N, K): softmax_xent_backward(*c, api)))
 
     def sgd(n, api):
         w0, g, v0 = randn(n), randn(n), randn(n)
@@ -539,7 +539,7 @@ def check_kernels(args):
     print(f"gpu_check: {line}", flush=True)
     import cupy
     sync = cupy.cuda.Device().synchronize
-    failures = run_cases(select(all_cases(args.shapes or "all"), args.only), lambda: GuardedAPI(cupy, K.run, sync),
+    failures = run_cases(select(all_cases(args.shapes or "all"), args.only), lambda: GuardedAPI(cupy, kernels.run, sync),
                          public_api=PublicAPI(cupy), log=lambda line: print(line, flush=True),
                          every_entry=args.only is None)
     return 1 if failures else 0

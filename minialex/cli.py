@@ -27,7 +27,7 @@ from .models import VARIANTS
 from .models.alexnet import INITS
 from .train.config import DATASETS, PARAM_GROUPS, SCHEDULES, TrainConfig
 
-D = TrainConfig()   # the defaults, shown in --help
+DEFAULTS = TrainConfig()   # the defaults, shown in --help
 
 
 class UsageError(Exception):
@@ -92,11 +92,11 @@ def _add_train(sub):
     g = p.add_argument_group("model and data")
     g.add_argument("--model", choices=VARIANTS, default=None,
                    help=f"AlexNet variant: mini (28/32-pixel images), paper (227, two towers), caffe (bvlc_alexnet), "
-                        f"torchvision (224, one tower) [default: {D.model}]")
+                        f"torchvision (224, one tower) [default: {DEFAULTS.model}]")
     g.add_argument("--dataset", choices=DATASETS, default=None,
                    help=f"digits: 5,000 MNIST digits shipped with minialex; cifar10: the official binary or Python "
                         f"batches in --data-path; imagefolder: --data-path/train and --data-path/val with one "
-                        f"sub-directory per class [default: {D.dataset}]")
+                        f"sub-directory per class [default: {DEFAULTS.dataset}]")
     g.add_argument("--data-path", metavar="DIR", default=None, help="dataset directory (cifar10, imagefolder)")
     g.add_argument("--init", choices=INITS, default=None,
                    help="weight initialisation: paper N(0, 0.01) + biases 1, caffe, he (Kaiming), default "
@@ -111,32 +111,32 @@ def _add_train(sub):
                    help="add the paper's PCA colour noise (RGB datasets only)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=_positive_int, default=None, metavar="N",
-                   help=f"total number of epochs (a resumed run continues up to N) [default: {D.epochs}]")
+                   help=f"total number of epochs (a resumed run continues up to N) [default: {DEFAULTS.epochs}]")
     g.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
-                   help=f"images per SGD step [default: {D.batch_size}]")
+                   help=f"images per SGD step [default: {DEFAULTS.batch_size}]")
     g.add_argument("--lr", type=_nonneg_float, default=None,
-                   help=f"learning rate [default: {D.lr}]; on --resume: the lr from there on (the schedule "
+                   help=f"learning rate [default: {DEFAULTS.lr}]; on --resume: the lr from there on (the schedule "
                         f"restarts from it)")
     g.add_argument("--momentum", type=_nonneg_float, default=None, help=f"momentum m in v <- m v - wd lr w - lr g "
-                                                                        f"[default: {D.momentum}]")
+                                                                        f"[default: {DEFAULTS.momentum}]")
     g.add_argument("--weight-decay", type=_nonneg_float, default=None, metavar="WD",
-                   help=f"weight decay wd [default: {D.weight_decay}]")
+                   help=f"weight decay wd [default: {DEFAULTS.weight_decay}]")
     g.add_argument("--schedule", choices=SCHEDULES, default=None,
                    help=f"none; step: lr x gamma every --step-size epochs; plateau: the paper's rule, lr x gamma "
-                        f"when the test error stops improving (at most 3 times) [default: {D.schedule}]")
+                        f"when the test error stops improving (at most 3 times) [default: {DEFAULTS.schedule}]")
     g.add_argument("--step-size", type=_positive_int, default=None, metavar="N",
-                   help=f"epochs between lr steps (--schedule step) [default: {D.step_size}]")
-    g.add_argument("--gamma", type=_nonneg_float, default=None, help=f"lr factor of a step [default: {D.gamma}]")
+                   help=f"epochs between lr steps (--schedule step) [default: {DEFAULTS.step_size}]")
+    g.add_argument("--gamma", type=_nonneg_float, default=None, help=f"lr factor of a step [default: {DEFAULTS.gamma}]")
     g.add_argument("--patience", type=_nonneg_int, default=None, metavar="N",
-                   help=f"epochs without improvement before a plateau step [default: {D.patience}]")
+                   help=f"epochs without improvement before a plateau step [default: {DEFAULTS.patience}]")
     g.add_argument("--param-groups", choices=PARAM_GROUPS, default=None,
                    help=f"single: one lr and decay for all; caffe: biases at 2 x lr without weight decay "
-                        f"[default: {D.param_groups}]")
+                        f"[default: {DEFAULTS.param_groups}]")
     g.add_argument("--seed", type=_nonneg_int, default=None,
-                   help=f"seed of the weights, data order, augmentation and dropout [default: {D.seed}]")
+                   help=f"seed of the weights, data order, augmentation and dropout [default: {DEFAULTS.seed}]")
     g = p.add_argument_group("run")
     g.add_argument("--device", choices=("cpu", "cuda"), default=None,
-                   help=f"cpu (NumPy) or cuda (CuPy, NVIDIA GPU) [default: {D.device}]")
+                   help=f"cpu (NumPy) or cuda (CuPy, NVIDIA GPU) [default: {DEFAULTS.device}]")
     g.add_argument("--out", metavar="DIR", default=None,
                    help="run directory [default: runs/<model>-<dataset>-<date-time>; a resumed run: its own]")
     g.add_argument("--resume", metavar="PATH", default=None,
@@ -150,7 +150,7 @@ def _add_train(sub):
     g.add_argument("--log-interval", type=_nonneg_int, default=None, metavar="N",
                    help="also print the running loss every N batches (0: once per epoch) [default: 0]")
     g.add_argument("--prefetch", type=_nonneg_int, default=None, metavar="N",
-                   help=f"batches loaded ahead in a background thread (0: none) [default: {D.prefetch}]")
+                   help=f"batches loaded ahead in a background thread (0: none) [default: {DEFAULTS.prefetch}]")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="tqdm progress bars (default: when stderr is a terminal)")
     g.add_argument("--conv-algorithm", choices=ALGORITHMS, default=None,

@@ -234,83 +234,83 @@ class Tensor:
 
     # ----------------------------------------------------------------- arithmetic (see functional/)
     def __add__(self, other):
-        return _F().add(self, other)
+        return _functional().add(self, other)
 
     def __radd__(self, other):
-        return _F().add(other, self)
+        return _functional().add(other, self)
 
     def __sub__(self, other):
-        return _F().sub(self, other)
+        return _functional().sub(self, other)
 
     def __rsub__(self, other):
-        return _F().sub(other, self)
+        return _functional().sub(other, self)
 
     def __mul__(self, other):
-        return _F().mul(self, other)
+        return _functional().mul(self, other)
 
     def __rmul__(self, other):
-        return _F().mul(other, self)
+        return _functional().mul(other, self)
 
     def __truediv__(self, other):
-        return _F().div(self, other)
+        return _functional().div(self, other)
 
     def __rtruediv__(self, other):
-        return _F().div(other, self)
+        return _functional().div(other, self)
 
     def __neg__(self):
-        return _F().neg(self)
+        return _functional().neg(self)
 
     def __pow__(self, exponent):
-        return _F().pow(self, exponent)
+        return _functional().pow(self, exponent)
 
     def __matmul__(self, other):
-        return _F().matmul(self, other)
+        return _functional().matmul(self, other)
 
     def __rmatmul__(self, other):
-        return _F().matmul(other, self)
+        return _functional().matmul(other, self)
 
     def __getitem__(self, index):
-        return _F().getitem(self, index)
+        return _functional().getitem(self, index)
 
     def sum(self, dim=None, keepdim=False):
-        return _F().sum(self, dim, keepdim)
+        return _functional().sum(self, dim, keepdim)
 
     def mean(self, dim=None, keepdim=False):
-        return _F().mean(self, dim, keepdim)
+        return _functional().mean(self, dim, keepdim)
 
     def reshape(self, *shape):
-        return _F().reshape(self, *shape)
+        return _functional().reshape(self, *shape)
 
     def view(self, *shape):
-        return _F().reshape(self, *shape)
+        return _functional().reshape(self, *shape)
 
     def flatten(self, start_dim=0, end_dim=-1):
-        return _F().flatten(self, start_dim, end_dim)
+        return _functional().flatten(self, start_dim, end_dim)
 
     def transpose(self, dim0, dim1):
-        return _F().transpose(self, dim0, dim1)
+        return _functional().transpose(self, dim0, dim1)
 
     @property
     def T(self):
-        return _F().permute(self, tuple(reversed(range(self.ndim))))
+        return _functional().permute(self, tuple(reversed(range(self.ndim))))
 
     def permute(self, *dims):
-        return _F().permute(self, dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims)
+        return _functional().permute(self, dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims)
 
     def exp(self):
-        return _F().exp(self)
+        return _functional().exp(self)
 
     def log(self):
-        return _F().log(self)
+        return _functional().log(self)
 
     def relu(self):
-        return _F().relu(self)
+        return _functional().relu(self)
 
     def softmax(self, dim):
-        return _F().softmax(self, dim)
+        return _functional().softmax(self, dim)
 
     def log_softmax(self, dim):
-        return _F().log_softmax(self, dim)
+        return _functional().log_softmax(self, dim)
 
     def argmax(self, dim=None):
         return Tensor(self.data.argmax(axis=dim))
@@ -385,7 +385,7 @@ def _owns_its_memory(a):
     return a.base is None and (not isinstance(a, np.ndarray) or a.flags.writeable)
 
 
-def _F():
+def _functional():
     from . import functional  # late import: functional imports this module
     return functional
 

@@ -22,10 +22,11 @@ import numpy as np
 import pytest
 
 try:
-    from minialex.cuda import kernels as K, launch as L, sources
+    from minialex.cuda import kernels as cuda_kernels, launch, sources
 except ImportError:  # run as `pytest` from a source checkout without the package installed
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-    from minialex.cuda import kernels as K, launch as L, sources
+    from minialex.cuda import kernels as cuda_kernels, launch, sources
+from minialex.shapes import ceil_div
 try:
     from . import kernel_reference as ref
 except ImportError:
@@ -76,31 +77,31 @@ class Emulator:
         fn.restype = ctypes.c_char_p
         return fn().decode()
 
-    def __call__(self, launch):
-        if launch is None:
+    def __call__(self, config):
+        if config is None:
             return
-        lib = self.libs[launch.source]
-        sig = self.signature(launch.source, launch.kernel)
-        assert len(sig) == len(launch.args), f"{launch.kernel}: {len(launch.args)} args for {sig}"
+        lib = self.libs[config.source]
+        sig = self.signature(config.source, config.kernel)
+        assert len(sig) == len(config.args), f"{config.kernel}: {len(config.args)} args for {sig}"
         holders = []
-        for i, (code, a) in enumerate(zip(sig, launch.args)):
+        for i, (code, a) in enumerate(zip(sig, config.args)):
             if isinstance(a, np.ndarray):
-                assert code == "p", f"{launch.kernel} arg {i}: array passed for '{code}'"
+                assert code == "p", f"{config.kernel} arg {i}: array passed for '{code}'"
                 holders.append(ctypes.c_void_p(a.ctypes.data))
             else:
                 want, ctype = self.CODES.get(type(a), (None, None))
-                assert want == code, f"{launch.kernel} arg {i}: {type(a).__name__} for '{code}'"
+                assert want == code, f"{config.kernel} arg {i}: {type(a).__name__} for '{code}'"
                 holders.append(ctype(a.item()))
         argv = (ctypes.c_void_p * len(holders))(
             *[ctypes.cast(ctypes.pointer(h), ctypes.c_void_p) for h in holders])
-        fn = getattr(lib, f"emu_launch_{launch.kernel}")
+        fn = getattr(lib, f"emu_launch_{config.kernel}")
         fn.argtypes = [ctypes.POINTER(ctypes.c_uint)] * 2 + [ctypes.c_size_t, ctypes.c_void_p]
-        grid = (ctypes.c_uint * 3)(*launch.grid)
-        block = (ctypes.c_uint * 3)(*launch.block)
-        rc = fn(grid, block, launch.shared_mem, argv)
+        grid = (ctypes.c_uint * 3)(*config.grid)
+        block = (ctypes.c_uint * 3)(*config.block)
+        rc = fn(grid, block, config.shared_mem, argv)
         lib.emu_last_error.restype = ctypes.c_char_p
-        assert rc == 0, f"{launch.kernel}: {lib.emu_last_error().decode()}"
-        self.launches.append(launch.kernel)
+        assert rc == 0, f"{config.kernel}: {lib.emu_last_error().decode()}"
+        self.launches.append(config.kernel)
 
 
 def build_emulator(out_dir):
@@ -204,33 +205,33 @@ def conv_inputs(case):
         stride=stride, padding=padding, groups=groups)
 
 
-@pytest.mark.parametrize("version", L.CONV_VERSIONS)
+@pytest.mark.parametrize("version", launch.CONV_VERSIONS)
 @pytest.mark.parametrize("case", CONV_CASES, ids=CONV_IDS)
 def test_conv2d_forward(emu, xp, case, version):
     x, w, b, kw = conv_inputs(case)
-    y = K._conv2d_forward(xp, emu, xp.array(x), xp.array(w), xp.array(b), version=version,
+    y = cuda_kernels._conv2d_forward(xp, emu, xp.array(x), xp.array(w), xp.array(b), version=version,
                           chunk_floats=500, **kw)
     close(y, ref.conv2d_forward(x, w, b, **kw))
 
 
-@pytest.mark.parametrize("version", L.CONV_VERSIONS)
+@pytest.mark.parametrize("version", launch.CONV_VERSIONS)
 @pytest.mark.parametrize("case", CONV_CASES, ids=CONV_IDS)
 def test_conv2d_backward_data(emu, xp, case, version):
     x, w, _, kw = conv_inputs(case)
-    g = L.conv_geometry(x.shape, w.shape, **kw)
+    g = launch.conv_geometry(x.shape, w.shape, **kw)
     dy = randn(g.N, g.O, g.OH, g.OW)
-    dx = K._conv2d_backward_data(xp, emu, xp.array(dy), xp.array(w), x.shape, version=version,
+    dx = cuda_kernels._conv2d_backward_data(xp, emu, xp.array(dy), xp.array(w), x.shape, version=version,
                                  chunk_floats=500, **kw)
     close(dx, ref.conv2d_backward_data(dy, w, x.shape, **kw))
 
 
-@pytest.mark.parametrize("version", L.CONV_VERSIONS)
+@pytest.mark.parametrize("version", launch.CONV_VERSIONS)
 @pytest.mark.parametrize("case", CONV_CASES, ids=CONV_IDS)
 def test_conv2d_backward_weight(emu, xp, case, version):
     x, w, _, kw = conv_inputs(case)
-    g = L.conv_geometry(x.shape, w.shape, **kw)
+    g = launch.conv_geometry(x.shape, w.shape, **kw)
     dy = randn(g.N, g.O, g.OH, g.OW)
-    dw, db = K._conv2d_backward_weight(xp, emu, xp.array(x), xp.array(dy), w.shape,
+    dw, db = cuda_kernels._conv2d_backward_weight(xp, emu, xp.array(x), xp.array(dy), w.shape,
                                        version=version, chunk_floats=500, **kw)
     close(dw, ref.conv2d_backward_weight(x, dy, w.shape, **kw))
     close(db, dy.astype(np.float64).sum(axis=(0, 2, 3)))
@@ -242,27 +243,27 @@ def test_conv2d_backward_weight_split_k(emu, xp, version, splits_wanted):
     """Split-K over N*OH*OW, added by sum_partials: chunks of unequal length, the last partial."""
     case = (3, 4, 9, 9, 6, (3, 3), 1, 1, 2)
     x, w, _, kw = conv_inputs(case)
-    g = L.conv_geometry(x.shape, w.shape, **kw)
+    g = launch.conv_geometry(x.shape, w.shape, **kw)
     dy = randn(g.N, g.O, g.OH, g.OW)
-    BK = L.CONV_TILES[version][2]
-    r_per_split = -(-(-(-g.N * g.P // splits_wanted)) // BK) * BK
-    splits = -(-g.N * g.P // r_per_split)
+    BK = launch.CONV_TILES[version][2]
+    r_per_split = ceil_div(ceil_div(g.N * g.P, splits_wanted), BK) * BK
+    splits = ceil_div(g.N * g.P, r_per_split)
     out = xp.empty((g.O, g.Cg, 3, 3)) if splits == 1 else xp.empty((splits, g.O, g.K))
-    emu(L.conv2d_backward_weight(xp.array(x), xp.array(dy), out, g, version, splits, r_per_split))
+    emu(launch.conv2d_backward_weight(xp.array(x), xp.array(dy), out, g, version, splits, r_per_split))
     dw = out
     if splits > 1:
         dw = xp.empty((g.O, g.Cg, 3, 3))
-        emu(L.sum_partials(out, dw, splits))
+        emu(launch.sum_partials(out, dw, splits))
     close(dw, ref.conv2d_backward_weight(x, dy, w.shape, **kw))
 
 
 def test_conv2d_weight_splits_plan():
-    g = L.conv_geometry((128, 96, 27, 27), (256, 48, 5, 5), 1, 2, 2)  # AlexNet conv2
+    g = launch.conv_geometry((128, 96, 27, 27), (256, 48, 5, 5), 1, 2, 2)  # AlexNet conv2
     for version in (2, 3):
-        splits, r = L.conv2d_weight_splits(g, version)
-        assert splits * r >= g.N * g.P > (splits - 1) * r and r % L.CONV_TILES[version][2] == 0
-        tiles = -(-g.Og // L.CONV_TILES[version][0]) * -(-g.K // L.CONV_TILES[version][1]) * 2
-        assert splits * tiles >= L.TARGET_BLOCKS or splits == g.N * g.P // 1024
+        splits, r = launch.conv2d_weight_splits(g, version)
+        assert splits * r >= g.N * g.P > (splits - 1) * r and r % launch.CONV_TILES[version][2] == 0
+        tiles = ceil_div(g.Og, launch.CONV_TILES[version][0]) * ceil_div(g.K, launch.CONV_TILES[version][1]) * 2
+        assert splits * tiles >= launch.TARGET_BLOCKS or splits == g.N * g.P // 1024
 
 
 @pytest.mark.parametrize("order", list(ORDERS))
@@ -272,7 +273,7 @@ def test_conv2d_schedule_orders(emu, xp, order):
     try:
         emu.set_order(order)
         for version in (2, 3):
-            y = K._conv2d_forward(xp, emu, xp.array(x), xp.array(w), xp.array(b), version=version, **kw)
+            y = cuda_kernels._conv2d_forward(xp, emu, xp.array(x), xp.array(w), xp.array(b), version=version, **kw)
             close(y, ref.conv2d_forward(x, w, b, **kw))
     finally:
         emu.set_order("shuffle")
@@ -281,29 +282,29 @@ def test_conv2d_schedule_orders(emu, xp, order):
 def test_im2col_col2im(emu, xp):
     case = CONV_CASES[4]
     x, w, _, kw = conv_inputs(case)
-    g = L.conv_geometry(x.shape, w.shape, **kw)
+    g = launch.conv_geometry(x.shape, w.shape, **kw)
     cols = xp.empty((g.N, g.C * g.kH * g.kW, g.P))
-    emu(L.im2col(xp.array(x), cols, g))
+    emu(launch.im2col(xp.array(x), cols, g))
     np.testing.assert_array_equal(cols, ref.im2col(x, (g.kH, g.kW), kw["stride"], kw["padding"]))
     c = randn(*cols.shape)
     dx = xp.empty(x.shape)
-    emu(L.col2im(xp.array(c), dx, g))
+    emu(launch.col2im(xp.array(c), dx, g))
     close(dx, ref.col2im(c, x.shape, (g.kH, g.kW), kw["stride"], kw["padding"]))
 
 
 def test_conv2d_empty_batch_and_bad_input(emu, xp):
     w = randn(4, 3, 3, 3)
-    y = K._conv2d_forward(xp, emu, np.zeros((0, 3, 5, 5), np.float32), w, padding=1, version=3)
+    y = cuda_kernels._conv2d_forward(xp, emu, np.zeros((0, 3, 5, 5), np.float32), w, padding=1, version=3)
     assert y.shape == (0, 4, 5, 5)
     with pytest.raises(TypeError, match="float32"):
-        K._conv2d_forward(xp, emu, np.zeros((1, 3, 5, 5)), w, version=3)
+        cuda_kernels._conv2d_forward(xp, emu, np.zeros((1, 3, 5, 5)), w, version=3)
     with pytest.raises(ValueError, match="groups"):
-        L.conv_geometry((1, 3, 5, 5), (4, 3, 3, 3), groups=2)
-    g = L.conv_geometry((1, 3, 5, 5), (4, 3, 3, 3))
+        launch.conv_geometry((1, 3, 5, 5), (4, 3, 3, 3), groups=2)
+    g = launch.conv_geometry((1, 3, 5, 5), (4, 3, 3, 3))
     with pytest.raises(ValueError, match="shape"):
-        L.conv2d_forward(xp.empty((1, 3, 5, 6)), xp.array(w), None, xp.empty((1, 4, 3, 3)), g)
+        launch.conv2d_forward(xp.empty((1, 3, 5, 6)), xp.array(w), None, xp.empty((1, 4, 3, 3)), g)
     with pytest.raises(ValueError, match="contiguous"):
-        L.conv2d_forward(np.zeros((1, 3, 5, 10), np.float32)[..., ::2], w, None,
+        launch.conv2d_forward(np.zeros((1, 3, 5, 10), np.float32)[..., ::2], w, None,
                          xp.empty((1, 4, 3, 3)), g)
 
 
@@ -314,12 +315,12 @@ def test_conv2d_empty_batch_and_bad_input(emu, xp):
 def test_lrn(emu, xp, shape, size, alpha, beta, k):
     """Large alpha (1.0, 2.0) makes a wrong window visible; even sizes test PyTorch's padding."""
     x = randn(*shape)
-    y, scale = K._lrn_forward(xp, emu, xp.array(x), size, alpha, beta, k)
+    y, scale = cuda_kernels._lrn_forward(xp, emu, xp.array(x), size, alpha, beta, k)
     y_ref, s_ref = ref.lrn_forward(x, size, alpha, beta, k)
     close(scale, s_ref)
     close(y, y_ref)
     gy = randn(*shape)
-    dx = K._lrn_backward(xp, emu, xp.array(x), scale, xp.array(gy), size, alpha, beta)
+    dx = cuda_kernels._lrn_backward(xp, emu, xp.array(x), scale, xp.array(gy), size, alpha, beta)
     close(dx, ref.lrn_backward(x, gy, size, alpha, beta, k), rtol=2e-4)
 
 
@@ -360,35 +361,35 @@ def tie_free(shape):
 @pytest.mark.parametrize("shape,kernel,stride,padding,ceil_mode", POOL_CASES)
 def test_max_pool2d(emu, xp, shape, kernel, stride, padding, ceil_mode):
     x = tie_free(shape)
-    y, arg = K._max_pool2d_forward(xp, emu, xp.array(x), kernel, stride, padding, ceil_mode)
+    y, arg = cuda_kernels._max_pool2d_forward(xp, emu, xp.array(x), kernel, stride, padding, ceil_mode)
     y_ref, arg_ref = ref.max_pool2d_forward(x, kernel, stride, padding, ceil_mode)
     assert y.shape == y_ref.shape
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(arg, arg_ref)
     gy = randn(*y.shape)
-    gx = K._max_pool2d_backward(xp, emu, xp.array(gy), arg, shape, kernel, stride, padding)
+    gx = cuda_kernels._max_pool2d_backward(xp, emu, xp.array(gy), arg, shape, kernel, stride, padding)
     close(gx, ref.max_pool2d_backward(gy, arg_ref, shape))
 
 
 def test_max_pool2d_ties_and_nan(emu, xp):
     x = np.zeros((1, 1, 4, 4), np.float32)
     x[0, 0, 2, 3] = np.nan
-    y, arg = K._max_pool2d_forward(xp, emu, xp.array(x), 2, 2)
+    y, arg = cuda_kernels._max_pool2d_forward(xp, emu, xp.array(x), 2, 2)
     np.testing.assert_array_equal(arg[0, 0], [[0, 2], [8, 11]])  # first max wins; NaN wins
     assert np.isnan(y[0, 0, 1, 1]) and (y[0, 0].ravel()[:3] == 0).all()
     x = np.full((1, 1, 3, 3), -np.inf, np.float32)
-    y, arg = K._max_pool2d_forward(xp, emu, xp.array(x), 3, 1)
+    y, arg = cuda_kernels._max_pool2d_forward(xp, emu, xp.array(x), 3, 1)
     assert arg.item() == 0 and y.item() == -np.inf
 
 
 def test_max_pool2d_output_sizes():
-    assert L.max_pool2d_output_shape((1, 1, 227, 227), 3, 2) == (1, 1, 113, 113)
-    assert L.max_pool2d_output_shape((1, 1, 55, 55), 3, 2) == (1, 1, 27, 27)
-    assert L.max_pool2d_output_shape((1, 1, 55, 55), 3, 2, ceil_mode=True) == (1, 1, 27, 27)
-    assert L.max_pool2d_output_shape((1, 1, 8, 8), 3, 2, ceil_mode=True) == (1, 1, 4, 4)
-    assert L.max_pool2d_output_shape((1, 1, 5, 5), 2, 2, 1, ceil_mode=True) == (1, 1, 3, 3)
+    assert launch.max_pool2d_output_shape((1, 1, 227, 227), 3, 2) == (1, 1, 113, 113)
+    assert launch.max_pool2d_output_shape((1, 1, 55, 55), 3, 2) == (1, 1, 27, 27)
+    assert launch.max_pool2d_output_shape((1, 1, 55, 55), 3, 2, ceil_mode=True) == (1, 1, 27, 27)
+    assert launch.max_pool2d_output_shape((1, 1, 8, 8), 3, 2, ceil_mode=True) == (1, 1, 4, 4)
+    assert launch.max_pool2d_output_shape((1, 1, 5, 5), 2, 2, 1, ceil_mode=True) == (1, 1, 3, 3)
     with pytest.raises(ValueError, match="padding <= kernel/2"):
-        L.max_pool2d_output_shape((1, 1, 8, 8), 3, 2, 2)
+        launch.max_pool2d_output_shape((1, 1, 8, 8), 3, 2, 2)
 
 
 # ---- elementwise ----------------------------------------------------------------------------------
@@ -397,10 +398,10 @@ def test_max_pool2d_output_sizes():
 @pytest.mark.parametrize("bias", [True, False])
 def test_bias_act(emu, xp, shape, relu, bias):
     x, b = randn(*shape), randn(shape[1])
-    y = K._bias_act(xp, emu, xp.array(x), xp.array(b) if bias else None, relu)
+    y = cuda_kernels._bias_act(xp, emu, xp.array(x), xp.array(b) if bias else None, relu)
     close(y, ref.bias_act(x, b if bias else None, relu))
     gy = randn(*shape)
-    gx, db = K._bias_act_backward(xp, emu, xp.array(gy), y, relu)
+    gx, db = cuda_kernels._bias_act_backward(xp, emu, xp.array(gy), y, relu)
     gx_ref, db_ref = ref.bias_act_backward(gy, y, relu)
     if relu:
         close(gx, gx_ref)
@@ -413,14 +414,14 @@ def test_bias_act_grid_strides(emu, xp):
     """Grids smaller than the work: the kernels' stride loops cover the rest."""
     x, b = randn(3, 5, 600), randn(5)
     y = xp.empty(x.shape)
-    emu(L.bias_act_forward(xp.array(x), xp.array(b), y, True, max_blocks=1, max_grid_y=2))
+    emu(launch.bias_act_forward(xp.array(x), xp.array(b), y, True, max_blocks=1, max_grid_y=2))
     close(y, ref.bias_act(x, b, True))
     for shape in [(7, 3, 11), (13, 600)]:
         gy, yy = randn(*shape), randn(*shape)
         C, chunks = shape[1], 3
         gx, partial, db = xp.empty(shape), xp.empty((chunks, C)), xp.empty((C,))
-        emu(L.bias_act_backward(xp.array(gy), xp.array(yy), gx, partial, True, chunks))
-        emu(L.sum_partials(partial, db, chunks))
+        emu(launch.bias_act_backward(xp.array(gy), xp.array(yy), gx, partial, True, chunks))
+        emu(launch.sum_partials(partial, db, chunks))
         gx_ref, db_ref = ref.bias_act_backward(gy, yy, True)
         close(gx, gx_ref)
         close(db, db_ref)
@@ -432,9 +433,9 @@ def test_dropout(emu, xp, mask_dtype):
     mask = rng.random(x.shape) >= 0.5
     m = xp.array(mask, np.uint8) if mask_dtype is np.uint8 else mask
     y = xp.empty(x.shape)
-    emu(L.dropout_apply(xp.array(x), m, y, 0.5, max_blocks=2))
+    emu(launch.dropout_apply(xp.array(x), m, y, 0.5, max_blocks=2))
     close(y, x * mask / 0.5)
-    close(K._dropout(xp, emu, xp.array(x), m, 0.25), x * mask / 0.75)
+    close(cuda_kernels._dropout(xp, emu, xp.array(x), m, 0.25), x * mask / 0.75)
 
 
 @pytest.mark.parametrize("N,K_", [(3, 1000), (5, 7), (1, 1), (2, 300)])
@@ -442,26 +443,26 @@ def test_softmax_cross_entropy(emu, xp, N, K_):
     logits = randn(N, K_) * 5
     logits[0, 0] += 1e4  # stability: exp would overflow without the max shift
     labels = rng.integers(0, K_, N)
-    loss, probs = K._softmax_cross_entropy(xp, emu, xp.array(logits), labels)
+    loss, probs = cuda_kernels._softmax_cross_entropy(xp, emu, xp.array(logits), labels)
     loss_ref, p_ref = ref.softmax_xent(logits, labels)
     close(probs, p_ref)
     close(loss, loss_ref)
     grad_loss = randn(N)
-    gz = K._softmax_cross_entropy_backward(xp, emu, probs, labels, xp.array(grad_loss))
+    gz = cuda_kernels._softmax_cross_entropy_backward(xp, emu, probs, labels, xp.array(grad_loss))
     close(gz, ref.softmax_xent_backward(p_ref, labels, grad_loss), rtol=2e-4)
-    gz = K._softmax_cross_entropy_backward(xp, emu, probs, labels, 1.0 / N)
+    gz = cuda_kernels._softmax_cross_entropy_backward(xp, emu, probs, labels, 1.0 / N)
     close(gz, ref.softmax_xent_backward(p_ref, labels, np.full(N, 1.0 / N)), rtol=2e-4)
 
 
 def test_softmax_cross_entropy_bad_label_is_nan(emu, xp):
-    loss, _ = K._softmax_cross_entropy(xp, emu, xp.array(randn(2, 4)), np.array([1, 4]))
+    loss, _ = cuda_kernels._softmax_cross_entropy(xp, emu, xp.array(randn(2, 4)), np.array([1, 4]))
     assert np.isfinite(loss[0]) and np.isnan(loss[1])
 
 
 def test_sgd_momentum(emu, xp):
     w0, g, v0 = randn(1000), randn(1000), randn(1000)
     w, v = xp.array(w0), xp.array(v0)
-    emu(L.sgd_momentum(w, xp.array(g), v, 0.01, 0.9, 0.0005, max_blocks=3))
+    emu(launch.sgd_momentum(w, xp.array(g), v, 0.01, 0.9, 0.0005, max_blocks=3))
     w_ref, v_ref = ref.sgd_momentum(w0, g, v0, 0.01, 0.9, 0.0005)
     close(v, v_ref)
     close(w, w_ref)
@@ -469,9 +470,9 @@ def test_sgd_momentum(emu, xp):
 
 # ---- launch plumbing and the emulator itself ------------------------------------------------------
 def test_empty_work_launches_nothing(xp):
-    assert L.lrn_forward(xp.empty((0, 3, 2, 2)), xp.empty((0, 3, 2, 2)), xp.empty((0, 3, 2, 2)), 5) is None
-    assert L.sgd_momentum(xp.empty((0,)), xp.empty((0,)), xp.empty((0,)), 0.1) is None
-    assert L.softmax_xent_forward(xp.empty((0, 5)), np.zeros(0, np.int64), xp.empty((0, 5)),
+    assert launch.lrn_forward(xp.empty((0, 3, 2, 2)), xp.empty((0, 3, 2, 2)), xp.empty((0, 3, 2, 2)), 5) is None
+    assert launch.sgd_momentum(xp.empty((0,)), xp.empty((0,)), xp.empty((0,)), 0.1) is None
+    assert launch.softmax_xent_forward(xp.empty((0, 5)), np.zeros(0, np.int64), xp.empty((0, 5)),
                                   xp.empty((0,))) is None
 
 
@@ -515,13 +516,13 @@ extern "C" __global__ void racy_reverse(float* out) {
     bad = Emulator({"bad.cu": ctypes.CDLL(str(so))})
     out = np.zeros(64, np.float32)
     with pytest.raises(AssertionError, match="returned while"):
-        bad(L.Launch("bad.cu", "early_return", (1, 1, 1), (64, 1, 1), 0, (out,)))
+        bad(launch.Launch("bad.cu", "early_return", (1, 1, 1), (64, 1, 1), 0, (out,)))
     with pytest.raises(AssertionError, match="different __syncthreads"):
-        bad(L.Launch("bad.cu", "divergent", (1, 1, 1), (64, 1, 1), 0, (out,)))
+        bad(launch.Launch("bad.cu", "divergent", (1, 1, 1), (64, 1, 1), 0, (out,)))
     for order in ORDERS:
         bad.set_order(order)
         out[:] = np.nan
-        bad(L.Launch("bad.cu", "racy_reverse", (1, 1, 1), (64, 1, 1), 0, (out,)))
+        bad(launch.Launch("bad.cu", "racy_reverse", (1, 1, 1), (64, 1, 1), 0, (out,)))
         assert not np.array_equal(out, 63 - np.arange(64)), f"race not visible in {order} order"
 
 
@@ -542,12 +543,12 @@ def emulated_gpu_path(emu, monkeypatch):
     import functools
     import importlib
 
-    from minialex.cuda import kernels as K
+    from minialex.cuda import kernels as cuda_kernels
     for op, names in GLUE.items():
         module = importlib.import_module(f"minialex.functional.{op}")
         monkeypatch.setattr(module, "use_cuda_kernels", lambda x: x.dtype == np.float32)
         for name in names:
-            monkeypatch.setattr(K, name, functools.partial(getattr(K, "_" + name), np, emu))
+            monkeypatch.setattr(cuda_kernels, name, functools.partial(getattr(cuda_kernels, "_" + name), np, emu))
     return emu
 
 

@@ -15,7 +15,7 @@ import functools
 
 import numpy as np
 
-from . import launch as L
+from . import launch
 from .sources import read_source
 
 NVRTC_OPTIONS = ("-std=c++17",)
@@ -34,12 +34,12 @@ def _function(source, kernel):
     return _module(source).get_function(kernel)
 
 
-def run(launch):
+def run(config):
     """Launch a :class:`minialex.cuda.launch.Launch` on the current stream (nothing for None)."""
-    if launch is None:
+    if config is None:
         return
-    _function(launch.source, launch.kernel)(launch.grid, launch.block, launch.args,
-                                            shared_mem=launch.shared_mem)
+    _function(config.source, config.kernel)(config.grid, config.block, config.args,
+                                            shared_mem=config.shared_mem)
 
 
 def _gpu(impl):
@@ -77,20 +77,20 @@ def _conv2d_forward(xp, run, x, w, b=None, stride=1, padding=0, groups=1, versio
     """
     x, w = _f32(xp, x, "x"), _f32(xp, w, "w")
     b = None if b is None else _f32(xp, b, "b")
-    g = L.conv_geometry(x.shape, w.shape, stride, padding, groups)
-    version = L.default_conv_version(g) if version is None else version
+    g = launch.conv_geometry(x.shape, w.shape, stride, padding, groups)
+    version = launch.default_conv_version(g) if version is None else version
     y = xp.empty((g.N, g.O, g.OH, g.OW), dtype=np.float32)
     if version != 1:
-        run(L.conv2d_forward(x, w, b, y, g, version))
+        run(launch.conv2d_forward(x, w, b, y, g, version))
         return y
     wg = w.reshape(g.groups, g.Og, g.K)                                   # (G, Og, Kg)
     for n0, n1 in _image_chunks(g, chunk_floats):
         cols = xp.empty((n1 - n0, g.C * g.kH * g.kW, g.P), dtype=np.float32)  # (n, G*Kg, P)
-        run(L.im2col(x[n0:n1], cols, g))
+        run(launch.im2col(x[n0:n1], cols, g))
         yc = xp.matmul(wg, cols.reshape(n1 - n0, g.groups, g.K, g.P))      # (n, G, Og, P)
         y[n0:n1] = yc.reshape(n1 - n0, g.O, g.OH, g.OW)
     if b is not None:
-        run(L.bias_act_forward(y, b, y, relu=False))
+        run(launch.bias_act_forward(y, b, y, relu=False))
     return y
 
 
@@ -102,19 +102,19 @@ def _conv2d_backward_data(xp, run, dy, w, x_shape, stride=1, padding=0, groups=1
     2, 3: implicit GEMM conv2d_bwd_data_v2 / _v3.
     """
     dy, w = _f32(xp, dy, "dy"), _f32(xp, w, "w")
-    g = L.conv_geometry(x_shape, w.shape, stride, padding, groups)
+    g = launch.conv_geometry(x_shape, w.shape, stride, padding, groups)
     if tuple(dy.shape) != (g.N, g.O, g.OH, g.OW):
         raise ValueError(f"dy must have shape {(g.N, g.O, g.OH, g.OW)}, got {tuple(dy.shape)}")
-    version = L.default_conv_version(g) if version is None else version
+    version = launch.default_conv_version(g) if version is None else version
     dx = xp.empty((g.N, g.C, g.H, g.W), dtype=np.float32)
     if version != 1:
-        run(L.conv2d_backward_data(dy, w, dx, g, version))
+        run(launch.conv2d_backward_data(dy, w, dx, g, version))
         return dx
     wt = w.reshape(g.groups, g.Og, g.K).transpose(0, 2, 1)               # (G, Kg, Og)
     for n0, n1 in _image_chunks(g, chunk_floats):
         cols = xp.matmul(wt, dy[n0:n1].reshape(n1 - n0, g.groups, g.Og, g.P))  # (n, G, Kg, P)
         cols = xp.ascontiguousarray(cols.reshape(n1 - n0, g.groups * g.K, g.P))
-        run(L.col2im(cols, dx[n0:n1], g))
+        run(launch.col2im(cols, dx[n0:n1], g))
     return dx
 
 
@@ -127,28 +127,28 @@ def _conv2d_backward_weight(xp, run, x, dy, w_shape, stride=1, padding=0, groups
     tiles, the splits added by sum_partials in a fixed order. db: bias_act_backward (no ReLU).
     """
     x, dy = _f32(xp, x, "x"), _f32(xp, dy, "dy")
-    g = L.conv_geometry(x.shape, w_shape, stride, padding, groups)
+    g = launch.conv_geometry(x.shape, w_shape, stride, padding, groups)
     if tuple(dy.shape) != (g.N, g.O, g.OH, g.OW):
         raise ValueError(f"dy must have shape {(g.N, g.O, g.OH, g.OW)}, got {tuple(dy.shape)}")
-    version = L.default_conv_version(g) if version is None else version
+    version = launch.default_conv_version(g) if version is None else version
     if version == 1:
         dw = xp.zeros((g.groups, g.Og, g.K), dtype=np.float32)
         for n0, n1 in _image_chunks(g, chunk_floats):
             cols = xp.empty((n1 - n0, g.C * g.kH * g.kW, g.P), dtype=np.float32)
-            run(L.im2col(x[n0:n1], cols, g))
+            run(launch.im2col(x[n0:n1], cols, g))
             cols = cols.reshape(n1 - n0, g.groups, g.K, g.P)              # (n, G, Kg, P)
             dyc = dy[n0:n1].reshape(n1 - n0, g.groups, g.Og, g.P)         # (n, G, Og, P)
             dw += xp.matmul(dyc, cols.transpose(0, 1, 3, 2)).sum(axis=0)  # (G, Og, Kg)
         dw = dw.reshape(tuple(w_shape))
     else:
         dw = xp.empty(tuple(w_shape), dtype=np.float32)
-        splits, r_per_split = L.conv2d_weight_splits(g, version)
+        splits, r_per_split = launch.conv2d_weight_splits(g, version)
         if splits == 1:
-            run(L.conv2d_backward_weight(x, dy, dw, g, version, 1, r_per_split))
+            run(launch.conv2d_backward_weight(x, dy, dw, g, version, 1, r_per_split))
         else:
             work = xp.empty((splits, g.O, g.K), dtype=np.float32)         # one dW per split
-            run(L.conv2d_backward_weight(x, dy, work, g, version, splits, r_per_split))
-            run(L.sum_partials(work, dw, splits))
+            run(launch.conv2d_backward_weight(x, dy, work, g, version, splits, r_per_split))
+            run(launch.sum_partials(work, dw, splits))
     db = _bias_act_backward(xp, run, dy, None, relu=False)[1] if bias else None
     return dw, db
 
@@ -160,7 +160,7 @@ def _lrn_forward(xp, run, x, size, alpha=1e-4, beta=0.75, k=1.0):
     x = _f32(xp, x, "x")
     y = xp.empty(x.shape, dtype=np.float32)
     scale = xp.empty(x.shape, dtype=np.float32)
-    run(L.lrn_forward(x, y, scale, size, alpha, beta, k))
+    run(launch.lrn_forward(x, y, scale, size, alpha, beta, k))
     return y, scale
 
 
@@ -168,7 +168,7 @@ def _lrn_backward(xp, run, x, scale, gy, size, alpha=1e-4, beta=0.75):
     """dx (N, C, H, W) from x, the forward's scale and gy: lrn_backward_v1."""
     x, scale, gy = _f32(xp, x, "x"), _f32(xp, scale, "scale"), _f32(xp, gy, "gy")
     dx = xp.empty(x.shape, dtype=np.float32)
-    run(L.lrn_backward(x, scale, gy, dx, size, alpha, beta))
+    run(launch.lrn_backward(x, scale, gy, dx, size, alpha, beta))
     return dx
 
 
@@ -176,10 +176,10 @@ def _lrn_backward(xp, run, x, scale, gy, size, alpha=1e-4, beta=0.75):
 def _max_pool2d_forward(xp, run, x, kernel_size, stride=None, padding=0, ceil_mode=False):
     """(y (N, C, OH, OW), argmax int32 (N, C, OH, OW), index h*W + w): first maximum wins."""
     x = _f32(xp, x, "x")
-    shape = L.max_pool2d_output_shape(x.shape, kernel_size, stride, padding, ceil_mode)
+    shape = launch.max_pool2d_output_shape(x.shape, kernel_size, stride, padding, ceil_mode)
     y = xp.empty(shape, dtype=np.float32)
     argmax = xp.empty(shape, dtype=np.int32)
-    run(L.max_pool2d_forward(x, y, argmax, kernel_size, stride, padding))
+    run(launch.max_pool2d_forward(x, y, argmax, kernel_size, stride, padding))
     return y, argmax
 
 
@@ -188,7 +188,7 @@ def _max_pool2d_backward(xp, run, gy, argmax, x_shape, kernel_size, stride=None,
     gy = _f32(xp, gy, "gy")
     argmax = xp.ascontiguousarray(argmax)
     gx = xp.empty(tuple(x_shape), dtype=np.float32)
-    run(L.max_pool2d_backward(gy, argmax, gx, kernel_size, stride, padding))
+    run(launch.max_pool2d_backward(gy, argmax, gx, kernel_size, stride, padding))
     return gx
 
 
@@ -198,7 +198,7 @@ def _bias_act(xp, run, x, b=None, relu=True):
     x = _f32(xp, x, "x")
     b = None if b is None else _f32(xp, b, "b")
     y = xp.empty(x.shape, dtype=np.float32)
-    run(L.bias_act_forward(x, b, y, relu))
+    run(launch.bias_act_forward(x, b, y, relu))
     return y
 
 
@@ -208,16 +208,16 @@ def _bias_act_backward(xp, run, gy, y=None, relu=True):
     y = _f32(xp, y, "y") if relu else gy
     gx = xp.empty(gy.shape, dtype=np.float32) if relu else gy
     C = gy.shape[1]
-    chunks = L.bias_grad_chunks(gy.shape)
+    chunks = launch.bias_grad_chunks(gy.shape)
     db = xp.empty((C,), dtype=np.float32)
     partial = db if chunks == 1 else xp.empty((chunks, C), dtype=np.float32)
-    launch = L.bias_act_backward(gy, y, gx, partial, relu, chunks)
-    if launch is None:  # no pixels
+    config = launch.bias_act_backward(gy, y, gx, partial, relu, chunks)
+    if config is None:  # no pixels
         db[...] = 0
     else:
-        run(launch)
+        run(config)
         if chunks > 1:
-            run(L.sum_partials(partial, db, chunks))
+            run(launch.sum_partials(partial, db, chunks))
     return (gx if relu else None), db
 
 
@@ -226,7 +226,7 @@ def _dropout(xp, run, x, mask, p):
     x = _f32(xp, x, "x")
     mask = xp.ascontiguousarray(mask)
     y = xp.empty(x.shape, dtype=np.float32)
-    run(L.dropout_apply(x, mask, y, p))
+    run(launch.dropout_apply(x, mask, y, p))
     return y
 
 
@@ -237,7 +237,7 @@ def _softmax_cross_entropy(xp, run, logits, labels):
     N, K = logits.shape
     probs = xp.empty((N, K), dtype=np.float32)
     loss = xp.empty((N,), dtype=np.float32)
-    run(L.softmax_xent_forward(logits, labels, probs, loss))
+    run(launch.softmax_xent_forward(logits, labels, probs, loss))
     return loss, probs
 
 
@@ -248,14 +248,14 @@ def _softmax_cross_entropy_backward(xp, run, probs, labels, grad_loss):
     N = probs.shape[0]
     grad_loss = xp.ascontiguousarray(xp.broadcast_to(xp.asarray(grad_loss, dtype=np.float32), (N,)))
     gz = xp.empty(probs.shape, dtype=np.float32)
-    run(L.softmax_xent_backward(probs, labels, grad_loss, gz))
+    run(launch.softmax_xent_backward(probs, labels, grad_loss, gz))
     return gz
 
 
 def _sgd_momentum_(xp, run, w, g, v, lr, momentum=0.9, weight_decay=0.0005):
     """In place: v = momentum*v - weight_decay*lr*w - lr*g; w = w + v. w, v contiguous float32."""
     g = _f32(xp, g, "g")
-    run(L.sgd_momentum(w, g, v, lr, momentum, weight_decay))
+    run(launch.sgd_momentum(w, g, v, lr, momentum, weight_decay))
     return w, v
 
 

@@ -6,16 +6,16 @@ Shapes (PyTorch's ``torch.nn.functional.conv2d``):
     x (N, C, H, W),  W (O, C/groups, kH, kW),  b (O,)  ->  y (N, O, OH, OW)
     OH = (H + 2 pH - kH) // sH + 1,  OW = (W + 2 pW - kW) // sW + 1
 
-Groups split the channels into ``groups`` independent convolutions: output channels
-[g*O/G, (g+1)*O/G) see only input channels [g*C/G, (g+1)*C/G). This is how the two-GPU
-"towers" of the paper (Krizhevsky et al. 2012, Sec. 3.2, Fig. 2) are written on one
-device: conv2, conv4 and conv5 use groups=2.
+Groups split the channels into ``groups`` independent convolutions of Cg = C/groups input and
+Og = O/groups output channels: output channels [g*Og, (g+1)*Og) see only input channels
+[g*Cg, (g+1)*Cg). This is how the two-GPU "towers" of the paper (Krizhevsky et al. 2012,
+Sec. 3.2, Fig. 2) are written on one device: conv2, conv4 and conv5 use groups=2.
 
-As matrices, with K = C/G*kH*kW and L = OH*OW, for each image n and group g:
-    Y[n, g] (O/G, L) = W[g] (O/G, K) @ cols[n, g] (K, L)
-    dW[g]  = sum_n dY[n, g] @ cols[n, g]^T        (O/G, K)
+As matrices, with K = Cg*kH*kW and L = OH*OW, for each image n and group g:
+    Y[n, g] (Og, L) = W[g] (Og, K) @ cols[n, g] (K, L)
+    dW[g]  = sum_n dY[n, g] @ cols[n, g]^T        (Og, K)
     dcols[n, g] = W[g]^T @ dY[n, g]               (K, L)  -> col2im -> dx
-The cols layout (N, G, K, L) makes Y come out directly in NCHW order: no transpose
+The cols layout (N, groups, K, L) makes Y come out directly in NCHW order: no transpose
 after the product. The plain nested-loop version is ``minialex.reference.conv2d``.
 
 Two faster routes, each tested against that reference and against im2col, chosen per call by
@@ -39,12 +39,12 @@ from .im2col import col2im, im2col
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
-    stride, padding, G = check_conv2d_args(x, weight, bias, stride, padding, groups)
+    stride, padding, groups = check_conv2d_args(x, weight, bias, stride, padding, groups)
     if use_cuda_kernels(x):
-        return _conv2d_cuda(x, weight, bias, stride, padding, G)
+        return _conv2d_cuda(x, weight, bias, stride, padding, groups)
     O = weight.shape[0]
     algorithm = current_algorithm()                  # the backward uses the forward's choice, whatever the
-    y, saved = _forward(x.data, weight.data, stride, padding, G, algorithm)    # setting is by then
+    y, saved = _forward(x.data, weight.data, stride, padding, groups, algorithm)  # setting is by then
     if bias is not None:
         y += bias.data.reshape(1, O, 1, 1)                                 # (N, O, OH, OW)
     if not weight.requires_grad:
@@ -53,9 +53,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
     def backward(g):
         dx = dw = db = None
         if x.requires_grad:
-            dx = _data_grad(g, weight.data, x.shape, stride, padding, G, algorithm)   # (N, C, H, W)
+            dx = _data_grad(g, weight.data, x.shape, stride, padding, groups, algorithm)  # (N, C, H, W)
         if weight.requires_grad:
-            dw = _weight_grad(g, saved, weight.shape, G)                   # (O, C/G, kH, kW)
+            dw = _weight_grad(g, saved, weight.shape, groups)              # (O, Cg, kH, kW)
         if bias is not None and bias.requires_grad:
             db = g.sum(axis=(0, 2, 3))                                     # (O,)
         return dx, dw, db
@@ -64,23 +64,23 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
     return Tensor.from_op(y, parents, backward, "conv2d")
 
 
-def _forward(x, w, stride, padding, G, algorithm):
-    """x (N, C, H, W), w (O, C/G, kH, kW) arrays -> (y (N, O, OH, OW), what the weight gradient needs)."""
-    if use_winograd(x, w.shape, stride, padding, G, algorithm):
-        y, V = winograd.conv2d(x, w, padding, G)                   # see winograd.py
+def _forward(x, w, stride, padding, groups, algorithm):
+    """x (N, C, H, W), w (O, Cg, kH, kW) arrays -> (y (N, O, OH, OW), what the weight gradient needs)."""
+    if use_winograd(x, w.shape, stride, padding, groups, algorithm):
+        y, V = winograd.conv2d(x, w, padding, groups)              # see winograd.py
         return y, ("winograd", V)
     xp = backend.xp_of(x)
     N = x.shape[0]
     O, Cg, kH, kW = w.shape
     cols = im2col(x, (kH, kW), stride, padding)             # (N, C, kH, kW, OH, OW)
     OH, OW = cols.shape[4:]
-    cols = cols.reshape(N, G, Cg * kH * kW, OH * OW)        # (N, G, K, L): channels of a group are adjacent
-    Wm = w.reshape(G, O // G, Cg * kH * kW)                 # (G, O/G, K)
-    y = xp.matmul(Wm, cols)                                 # (N, G, O/G, L): one product per group, over the batch
+    cols = cols.reshape(N, groups, Cg * kH * kW, OH * OW)   # (N, groups, K, L): channels of a group are adjacent
+    Wm = w.reshape(groups, O // groups, Cg * kH * kW)       # (groups, Og, K)
+    y = xp.matmul(Wm, cols)                                 # (N, groups, Og, L): one product per group
     return y.reshape(N, O, OH, OW), ("im2col", cols)
 
 
-def _data_grad(g, w, x_shape, stride, padding, G, algorithm):
+def _data_grad(g, w, x_shape, stride, padding, groups, algorithm):
     """dL/dx (N, C, H, W) from g = dL/dy (N, O, OH, OW).
 
     At stride 1 (and padding < kernel) the data gradient is itself a convolution,
@@ -92,47 +92,49 @@ def _data_grad(g, w, x_shape, stride, padding, G, algorithm):
     xp = backend.xp_of(g)
     N, C = x_shape[:2]
     O, Cg, kH, kW = w.shape
-    Og = O // G
+    Og = O // groups
     pH, pW = padding
     flipped_padding = (kH - 1 - pH, kW - 1 - pW)
-    if pH < kH and pW < kW and use_winograd(g, (C, Og, kH, kW), stride, flipped_padding, G, algorithm):
-        w_t = w.reshape(G, Og, Cg, kH, kW)[:, :, :, ::-1, ::-1].transpose(0, 2, 1, 3, 4)  # (G, C/G, O/G, kH, kW)
-        w_t = xp.ascontiguousarray(w_t).reshape(C, Og, kH, kW)                         # filters of dx's channels
-        return winograd.conv2d(g, w_t, flipped_padding, G)[0]                         # stride 1, as applies() says
+    if pH < kH and pW < kW and use_winograd(g, (C, Og, kH, kW), stride, flipped_padding, groups, algorithm):
+        w_t = w.reshape(groups, Og, Cg, kH, kW)[:, :, :, ::-1, ::-1]  # flipped, and per group
+        w_t = w_t.transpose(0, 2, 1, 3, 4)                            # (groups, Cg, Og, kH, kW)
+        w_t = xp.ascontiguousarray(w_t).reshape(C, Og, kH, kW)        # filters of dx's channels
+        return winograd.conv2d(g, w_t, flipped_padding, groups)[0]    # stride 1, as applies() says
     OH, OW = g.shape[2:]
-    gY = g.reshape(N, G, Og, OH * OW)                       # (N, G, O/G, L)
-    Wm = w.reshape(G, Og, Cg * kH * kW)                     # (G, O/G, K)
-    dcols = xp.matmul(Wm.transpose(0, 2, 1), gY)            # (N, G, K, L)
+    gY = g.reshape(N, groups, Og, OH * OW)                  # (N, groups, Og, L)
+    Wm = w.reshape(groups, Og, Cg * kH * kW)                # (groups, Og, K)
+    dcols = xp.matmul(Wm.transpose(0, 2, 1), gY)            # (N, groups, K, L)
     return col2im(dcols.reshape(N, C, kH, kW, OH, OW), x_shape, stride, padding)
 
 
-def _weight_grad(g, saved, w_shape, G):
-    """dL/dW (O, C/G, kH, kW) from g = dL/dy (N, O, OH, OW) and what ``_forward`` kept."""
+def _weight_grad(g, saved, w_shape, groups):
+    """dL/dW (O, Cg, kH, kW) from g = dL/dy (N, O, OH, OW) and what ``_forward`` kept."""
     algorithm, kept = saved
     if algorithm == "winograd":
-        return winograd.conv2d_weight_grad(g, kept, G)
-    cols = kept                                             # (N, G, K, L)
+        return winograd.conv2d_weight_grad(g, kept, groups)
+    cols = kept                                             # (N, groups, K, L)
     N, _, K, L = cols.shape
     O = w_shape[0]
-    gY = g.reshape(N, G, O // G, L)                         # (N, G, O/G, L)
-    dW = backend.xp_of(g).zeros((G, O // G, K), dtype=g.dtype)
-    for n in range(N):                                      # sum over the batch of (O/G, L) @ (L, K)
+    gY = g.reshape(N, groups, O // groups, L)               # (N, groups, Og, L)
+    dW = backend.xp_of(g).zeros((groups, O // groups, K), dtype=g.dtype)
+    for n in range(N):                                      # sum over the batch of (Og, L) @ (L, K)
         dW += gY[n] @ cols[n].transpose(0, 2, 1)
-    return dW.reshape(w_shape)                              # (O, C/G, kH, kW)
+    return dW.reshape(w_shape)                              # (O, Cg, kH, kW)
 
 
 def _conv2d_cuda(x, weight, bias, stride, padding, groups):
     """GPU path: forward, backward-data and backward-weight kernels of kernels/conv2d.cu."""
-    from ..cuda import kernels as K
-    y = K.conv2d_forward(x.data, weight.data, None if bias is None else bias.data, stride, padding, groups)
+    from ..cuda import kernels as cuda_kernels
+    b = None if bias is None else bias.data
+    y = cuda_kernels.conv2d_forward(x.data, weight.data, b, stride, padding, groups)
 
     def backward(g):
         dx = dw = db = None
         if x.requires_grad:
-            dx = K.conv2d_backward_data(g, weight.data, x.shape, stride, padding, groups)
+            dx = cuda_kernels.conv2d_backward_data(g, weight.data, x.shape, stride, padding, groups)
         if weight.requires_grad or (bias is not None and bias.requires_grad):
-            dw, db = K.conv2d_backward_weight(x.data, g, weight.shape, stride, padding, groups,
-                                              bias=bias is not None)
+            dw, db = cuda_kernels.conv2d_backward_weight(x.data, g, weight.shape, stride, padding, groups,
+                                                         bias=bias is not None)
         return dx, dw, db
 
     parents = (x, weight) if bias is None else (x, weight, bias)

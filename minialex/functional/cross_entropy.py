@@ -48,14 +48,14 @@ def cross_entropy(logits, target, reduction="mean"):
 def _cross_entropy_cuda(logits, t, reduction):
     """The same on float32 CuPy data: softmax_xent_forward gives the losses (N,) and the
     softmax (N, C) in one pass; softmax_xent_backward forms (p - onehot(t)) * g_n."""
-    from ..cuda import kernels as K
+    from ..cuda import kernels as cuda_kernels
     N = logits.shape[0]
-    losses, probs = K.softmax_cross_entropy(logits.data, t)            # (N,), (N, C)
+    losses, probs = cuda_kernels.softmax_cross_entropy(logits.data, t)  # (N,), (N, C)
     out = _reduce(losses, reduction)
 
     def backward(g):
         g_n = g if reduction == "none" else (g / N if reduction == "mean" else g)   # scalar or (N,)
-        return (K.softmax_cross_entropy_backward(probs, t, g_n),)
+        return (cuda_kernels.softmax_cross_entropy_backward(probs, t, g_n),)
     return Tensor.from_op(out, (logits,), backward, "cross_entropy")
 
 

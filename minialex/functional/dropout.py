@@ -42,6 +42,6 @@ def dropout(x, p=0.5, training=True):
 
 def _dropout_cuda(x, keep, p):
     """The same on float32 CuPy data: y = x * m / (1-p) and dL/dx = g * m / (1-p), one kernel each."""
-    from ..cuda import kernels as K
-    out = K.dropout(x.data, keep, p)
-    return Tensor.from_op(out, (x,), lambda g: (K.dropout(g, keep, p),), "dropout")
+    from ..cuda import kernels as cuda_kernels
+    out = cuda_kernels.dropout(x.data, keep, p)
+    return Tensor.from_op(out, (x,), lambda g: (cuda_kernels.dropout(g, keep, p),), "dropout")

@@ -81,10 +81,11 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
 
 def _lrn_cuda(x, n, alpha, beta, k):
     """GPU path: lrn_forward_v1 / lrn_backward_v1 of kernels/lrn.cu on (N, C, M) views."""
-    from ..cuda import kernels as K
+    from ..cuda import kernels as cuda_kernels
     shape4 = (x.shape[0], x.shape[1], -1, 1)                       # (N, C, M, 1): the kernels take NCHW
-    y, scale = K.lrn_forward(x.data.reshape(shape4), n, alpha, beta, k)
+    y, scale = cuda_kernels.lrn_forward(x.data.reshape(shape4), n, alpha, beta, k)
 
     def backward(g):
-        return (K.lrn_backward(x.data.reshape(shape4), scale, g.reshape(shape4), n, alpha, beta).reshape(x.shape),)
+        dx = cuda_kernels.lrn_backward(x.data.reshape(shape4), scale, g.reshape(shape4), n, alpha, beta)
+        return (dx.reshape(x.shape),)
     return Tensor.from_op(y.reshape(x.shape), (x,), backward, "local_response_norm")

@@ -74,9 +74,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
 
 def _max_pool2d_cuda(x, kernel_size, stride, padding, ceil_mode):
     """GPU path: max_pool2d forward/backward kernels of kernels/maxpool.cu."""
-    from ..cuda import kernels as K
-    y, argmax = K.max_pool2d_forward(x.data, kernel_size, stride, padding, ceil_mode)
+    from ..cuda import kernels as cuda_kernels
+    y, argmax = cuda_kernels.max_pool2d_forward(x.data, kernel_size, stride, padding, ceil_mode)
 
     def backward(g):
-        return (K.max_pool2d_backward(g, argmax, x.shape, kernel_size, stride, padding),)
+        return (cuda_kernels.max_pool2d_backward(g, argmax, x.shape, kernel_size, stride, padding),)
     return Tensor.from_op(y, (x,), backward, "max_pool2d")

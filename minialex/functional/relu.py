@@ -27,6 +27,6 @@ def _relu_cuda(x):
 
     (The kernel's backward also sums the bias gradient per channel; a ReLU on its own drops that.)
     """
-    from ..cuda import kernels as K
-    out = K.bias_act(x.data, None, relu=True)
-    return Tensor.from_op(out, (x,), lambda g: (K.bias_act_backward(g, out, relu=True)[0],), "relu")
+    from ..cuda import kernels as cuda_kernels
+    out = cuda_kernels.bias_act(x.data, None, relu=True)
+    return Tensor.from_op(out, (x,), lambda g: (cuda_kernels.bias_act_backward(g, out, relu=True)[0],), "relu")

@@ -45,8 +45,8 @@ def _update_on_gpu(w, g, v, lr, m, wd):
     """The same on CuPy arrays: one pass of the sgd_momentum kernel for contiguous float32
     weights (kernels/elementwise.cu), else CuPy's generic code."""
     if cuda.USE_KERNELS and w.dtype == np.float32 and w.flags.c_contiguous and v.flags.c_contiguous:
-        from ..cuda import kernels as K
-        K.sgd_momentum_(w, g, v, lr, m, wd)
+        from ..cuda import kernels as cuda_kernels
+        cuda_kernels.sgd_momentum_(w, g, v, lr, m, wd)
     else:
         _update(w, g, v, lr, m, wd)
 
