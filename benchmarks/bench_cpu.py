@@ -8,7 +8,10 @@ What it measures (medians over --repeat runs after --warmup runs, time.perf_coun
   * a large square SGEMM (NumPy's BLAS): the machine's ceiling in GFLOP/s;
   * the paper AlexNet (227x227, 1000 classes) training step (forward, cross-entropy, backward,
     momentum-SGD update) and its forward pass, in images/s;
-  * each layer's forward and backward on the shapes it has inside AlexNet.
+  * each layer's forward and backward on the shapes it has inside AlexNet;
+  * the "mini" net's training step on the digits' shape (1x28x28, 10 classes, --mini-batch 32), as
+    `python -m minialex train` runs it: minialex with 1 BLAS thread (the CLI's default for the mini
+    net) and its own thread pool, PyTorch with --threads.
 For every row: time, GFLOP/s (for the layers with multiply-adds), the fraction of the SGEMM
 ceiling, and the ratio minialex/PyTorch in throughput (> 1 means minialex is faster).
 
@@ -35,6 +38,8 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for both frameworks (default: all cores)")
     p.add_argument("--no-layers", action="store_true", help="skip the per-layer table")
+    p.add_argument("--mini-batch", type=int, default=32, help="batch of the mini-net step (default 32, as `train`)")
+    p.add_argument("--mini-only", action="store_true", help="only the SGEMM ceiling and the mini-net step")
     p.add_argument("--no-torch", action="store_true", help="do not run PyTorch even if it is installed")
     p.add_argument("--memory", action="store_true", help="measure peak RSS of a training step at --memory-batch")
     p.add_argument("--memory-batch", type=int, default=128, help="batch for --memory (default 128)")
@@ -77,29 +82,9 @@ def median_time(fn, repeat, warmup):
     return statistics.median(times)
 
 
-# ----------------------------------------------------------------------------- the two nets
-def torch_paper_alexnet():
-    """The paper net in PyTorch, layer for layer the same as minialex.models.alexnet("paper")."""
-    nn = torch.nn
-    features = nn.Sequential(
-        nn.Conv2d(3, 96, 11, 4), nn.ReLU(), nn.LocalResponseNorm(5, 5e-4, 0.75, 2.0), nn.MaxPool2d(3, 2),
-        nn.Conv2d(96, 256, 5, 1, 2, groups=2), nn.ReLU(), nn.LocalResponseNorm(5, 5e-4, 0.75, 2.0),
-        nn.MaxPool2d(3, 2),
-        nn.Conv2d(256, 384, 3, 1, 1), nn.ReLU(),
-        nn.Conv2d(384, 384, 3, 1, 1, groups=2), nn.ReLU(),
-        nn.Conv2d(384, 256, 3, 1, 1, groups=2), nn.ReLU(), nn.MaxPool2d(3, 2))
-    classifier = nn.Sequential(
-        nn.Linear(9216, 4096), nn.ReLU(), nn.Dropout(0.5),
-        nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(0.5), nn.Linear(4096, 1000))
-    return nn.Sequential(features, nn.Flatten(), classifier)
-
-
-def copy_weights_to_torch(ours, theirs):
-    """Give the PyTorch net minialex's weights (same order of parameters)."""
-    with torch.no_grad():
-        for p_ours, p_theirs in zip(ours.parameters(), theirs.parameters()):
-            assert tuple(p_theirs.shape) == p_ours.shape
-            p_theirs.copy_(torch.from_numpy(p_ours.numpy()))
+# ----------------------------------------------------------------------------- the nets
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_nets import copy_weights_to_torch, torch_mini_alexnet, torch_paper_alexnet  # noqa: E402
 
 
 def minialex_step(model, opt, x, t):
@@ -209,6 +194,10 @@ def peak_rss_mib():
 def memory_child(framework):
     """Run training steps at --memory-batch and print the peak RSS in MiB (run in a fresh process)."""
     B = ARGS.memory_batch
+    mini_step_table(emit)
+    if ARGS.mini_only:
+        return write_markdown(lines)
+
     rng = np.random.default_rng(0)
     x = rng.standard_normal((B, 3, 227, 227), dtype=np.float32)
     t = rng.integers(0, 1000, B)
@@ -258,6 +247,10 @@ def main():
     ceiling = sgemm_ceiling()
     emit(f"- SGEMM ceiling (NumPy, 2048^3): {ceiling:.1f} GFLOP/s")
     emit()
+
+    mini_step_table(emit)
+    if ARGS.mini_only:
+        return write_markdown(lines)
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((B, 3, 227, 227), dtype=np.float32)
@@ -324,9 +317,55 @@ def main():
             emit(f"| {fw} | {peak:.0f} | {base:.0f} | {sec:.2f} | {ARGS.memory_batch / sec:.1f} |")
         emit()
 
+    write_markdown(lines)
+
+
+def write_markdown(lines):
     if ARGS.markdown:
         with open(ARGS.markdown, "w") as f:
             f.write("\n".join(lines) + "\n")
+
+
+def mini_step_table(emit):
+    """The mini net's training step (forward, loss, backward, momentum SGD) at --mini-batch, both frameworks
+    on the same images and weights, timed in alternation: minialex, PyTorch, minialex, ... so that both meet
+    the same load on shared cores; the ratio is PyTorch's median time over minialex's."""
+    from minialex.train.threads import blas_threads
+    Bm = ARGS.mini_batch
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((Bm, 1, 28, 28), dtype=np.float32)
+    t = rng.integers(0, 10, Bm)
+    minialex.manual_seed(0)
+    model = alexnet("mini", 10, in_channels=1, input_size=28, dropout=0.3)
+    opt = SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    ours_step = minialex_step(model, opt, minialex.tensor(x), t)
+    steps = {"minialex": ours_step}
+    if torch is not None:
+        tmodel = torch_mini_alexnet(model.config)
+        copy_weights_to_torch(model, tmodel)
+        topt = torch.optim.SGD(tmodel.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+        steps["torch"] = torch_step(tmodel, topt, torch.from_numpy(x), torch.from_numpy(t))
+    times = {name: [] for name in steps}
+    with blas_threads(1):                                  # as `minialex train` runs the mini net
+        for _ in range(ARGS.warmup + 2):
+            for fn in steps.values():
+                fn()
+        for _ in range(max(ARGS.repeat, 10)):
+            for name, fn in steps.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+    ours = statistics.median(times["minialex"])
+    emit(f"## Mini AlexNet training step (1x28x28, 10 classes, batch {Bm}; median of {len(times['minialex'])}, "
+         f"the two alternating)")
+    emit()
+    emit("| framework | median ms | fastest ms | slowest ms | img/s | minialex/PyTorch |")
+    emit("|---|---|---|---|---|---|")
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        emit(f"| {name} | {med * 1e3:.1f} | {min(ts) * 1e3:.1f} | {max(ts) * 1e3:.1f} | {Bm / med:.0f} | "
+             f"{fmt_ratio(med, ours) if name == 'torch' else '-'} |")
+    emit()
 
 
 class _null:

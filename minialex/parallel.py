@@ -7,15 +7,24 @@ the cache instead of streaming them through memory. Measured on the 2-core machi
 update of AlexNet's 61 M parameters takes 172 ms whole, 129 ms in 1 M-element pieces, 70 ms in
 pieces on 2 threads.
 
+How the pieces are shared: the calling thread works on them too, and every thread takes the next
+piece nobody has started (a shared counter), so no thread waits while pieces remain. When the
+other cores are busy with other programs, a worker thread may not get a core for milliseconds; by
+then the caller has done its pieces and the worker's, and the worker's unstarted task is cancelled
+instead of waited for. (Before, the caller handed every piece to the pool and slept: on the shared
+2-core machine under load, a third of the mini net's training step went to waiting for workers.)
+
 ``MINIALEX_NUM_THREADS`` sets the number of threads (default: the CPUs this process may use).
 """
+import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 
 from .shapes import ceil_div
 
-CHUNK = 1 << 20          # elements per piece (4 MB of float32)
+CHUNK = 1 << 20          # elements per piece (4 MB of float32); also the largest piece of a batch
 MIN_PIECE = 1 << 17      # elements below which a piece of a batch is not worth a thread hand-off
+PIECES_PER_THREAD = 2    # pieces of a batch per thread: some slack when one thread is held up
 _pool = None
 
 
@@ -32,30 +41,66 @@ def num_threads():
 def _executor():
     global _pool
     if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=num_threads(), thread_name_prefix="minialex")
+        _pool = ThreadPoolExecutor(max_workers=max(1, num_threads() - 1), thread_name_prefix="minialex")
     return _pool
 
 
 def for_slices(n, fn, chunk=CHUNK):
-    """Call ``fn(s)`` for consecutive slices ``s`` covering range(n), ``chunk`` long, on the
-    thread pool when there is more than one piece; returns when all are done (errors re-raised)."""
+    """Call ``fn(s)`` for consecutive slices ``s`` covering range(n), ``chunk`` long; with more than one
+    piece, the calling thread and up to num_threads() - 1 pool threads share them (each takes the next
+    unstarted piece). Returns when all are done. After an error in a piece no more pieces are started;
+    the error is re-raised once the pieces already running have finished."""
     slices = [slice(start, min(n, start + chunk)) for start in range(0, n, chunk)]
-    if len(slices) == 1 or num_threads() == 1:
+    threads = num_threads()
+    if len(slices) == 1 or threads == 1:
         for s in slices:
             fn(s)
         return
-    for future in [_executor().submit(fn, s) for s in slices]:
-        future.result()
+    claim = itertools.count()               # next(claim) is atomic under the GIL: one piece per number
+    failed = []
+
+    def work():
+        for i in claim:
+            if i >= len(slices) or failed:
+                return
+            try:
+                fn(slices[i])
+            except BaseException:
+                failed.append(True)
+                raise
+    helpers = [_executor().submit(work) for _ in range(min(threads, len(slices)) - 1)]
+    try:
+        work()
+    finally:
+        errors = []
+        for future in helpers:
+            if not future.cancel():          # started (or done): wait for it, it may be writing
+                try:
+                    future.result()
+                except BaseException as exc:  # noqa: B902 - re-raised below, after all have stopped
+                    errors.append(exc)
+        if errors:
+            raise errors[0]
+
+
+def batch_chunk(n, sample_size, threads=None):
+    """Samples per piece for ``for_batch``: about PIECES_PER_THREAD pieces per thread, each at least
+    MIN_PIECE elements (or the whole batch) and at most CHUNK elements (or one sample)."""
+    threads = num_threads() if threads is None else threads
+    sample_size = max(1, sample_size)
+    fewest = ceil_div(MIN_PIECE, sample_size)          # samples that make MIN_PIECE elements
+    most = max(1, CHUNK // sample_size)                # samples that fit in CHUNK elements
+    even = ceil_div(n, PIECES_PER_THREAD * threads)    # samples per piece for the wanted piece count
+    return max(1, min(max(even, fewest), most, n))
 
 
 def for_batch(xp, n, fn, sample_size):
     """Call ``fn(s)`` over slices ``s`` of a batch of ``n`` samples of ``sample_size`` elements each.
 
-    On the CPU: pieces of whole samples, at least ``MIN_PIECE`` elements each (smaller pieces cost
-    more in thread hand-offs than they save), on the thread pool; a sample's rows stay in the cache
-    while it is worked on (col2im of AlexNet's conv2 measured 2x faster on 2 cores). With CuPy:
-    once, with the whole batch: the GPU is parallel already."""
+    On the CPU: pieces of whole samples (``batch_chunk``) shared by the threads as in ``for_slices``;
+    a piece's rows stay in the cache while it is worked on (col2im of AlexNet's conv2 measured 2x
+    faster on 2 cores). With CuPy: once, with the whole batch: the GPU is parallel already."""
     if xp.__name__ != "numpy":
         fn(slice(None))
     else:
-        for_slices(n, fn, chunk=max(1, ceil_div(MIN_PIECE, max(1, sample_size))))
+        for_slices(n, fn, chunk=batch_chunk(n, sample_size))

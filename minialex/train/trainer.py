@@ -6,7 +6,7 @@ What a run directory holds (``TrainConfig.out``):
     config.json         a record of the settings of checkpoint.npz (which holds them too; config.json is not read)
     metrics.jsonl       one JSON line per epoch: train loss, test loss, top-1/top-5 error, lr, seconds
     curves.png          loss and error curves (needs matplotlib)
-    conv1_filters.png   the learned conv1 kernels (the paper's Figure 3)
+    conv1_filters.png   the conv1 kernels (the paper's Figure 3) and their change from the initial values
 
 Exact resume: the data order and augmentation of epoch e come from ``(seed, e)`` alone (see
 ``minialex.data.loader``), dropout draws from minialex's generator whose state is checkpointed, and
@@ -58,7 +58,7 @@ from .config import ConfigError, TrainConfig
 from .resume import SCHEDULE_SETTINGS, change_note, differences, resumed_settings
 from .data import build_datasets
 from .metrics import ErrorMeter, format_epoch, write_metrics
-from .plots import save_curves, save_filter_grid
+from .plots import describe_change, save_curves, save_filter_grid
 
 CHECKPOINT = "checkpoint.npz"
 class NonFiniteLossError(RuntimeError):
@@ -128,6 +128,9 @@ class Trainer:
         self.train_set, self.test_set, self.spec = build_datasets(config)
         self.classes = list(self.train_set.classes)
         self.model = build_model(config, self.spec, len(self.classes)).to(config.device)
+        # the seed's initial conv1 weights (a resumed run rebuilds them the same way before loading its
+        # checkpoint): conv1_filters.png shows what training changed
+        self.conv1_initial = backend.to_device(self.model.layer("conv1").weight.data, "cpu").copy()
         self.optimizer, self.scheduler = build_optimizer(config, self.model)
         self.parallel = DataParallel(self.model.parameters(), self.comm) if self.comm.size > 1 else None
         shards = {"num_shards": self.comm.size, "shard": self.comm.rank}
@@ -415,6 +418,8 @@ class Trainer:
                         return "interrupted"
         finally:
             epochs_bar.close()
+        if getattr(self, "conv1_change", None):
+            _write(describe_change(self.conv1_change) + f" ({self.out / 'conv1_filters.png'})")
         return "finished"
 
     def _check_config_record(self):
@@ -466,7 +471,8 @@ class Trainer:
             return
         write_metrics(self.out / "metrics.jsonl", self.history)
         conv1 = self.model.layer("conv1").weight
-        save_filter_grid(self.out / "conv1_filters.png", backend.to_device(conv1.data, "cpu"))
+        self.conv1_change = save_filter_grid(self.out / "conv1_filters.png", backend.to_device(conv1.data, "cpu"),
+                                             self.conv1_initial)
         if not save_curves(self.out / "curves.png", self.history) and not getattr(self, "_said_no_plot", False):
             write_line("matplotlib is not installed: skipping curves.png (pip install 'minialex[plot]')")
             self._said_no_plot = True
