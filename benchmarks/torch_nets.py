@@ -23,8 +23,7 @@ def torch_mini_alexnet(model_config):
     """The "mini" net in PyTorch from a minialex model's ``config`` dict (``model.config``): the same
     layers, widths, groups, LRN and dropout as ``minialex.models.alexnet("mini", ...)`` builds."""
     import torch
-    from minialex.functional.im2col import conv_output_size
-    from minialex.functional.max_pool2d import pool_output_size
+    from minialex.shapes import conv_output_size, pool_output_size
     nn = torch.nn
     c1, c2, c3, c4, c5 = model_config["widths"]
     hidden, p = model_config["hidden"], model_config["dropout"]

@@ -419,7 +419,7 @@ class Trainer:
         finally:
             epochs_bar.close()
         if getattr(self, "conv1_change", None):
-            _write(describe_change(self.conv1_change) + f" ({self.out / 'conv1_filters.png'})")
+            self.say(describe_change(self.conv1_change) + f" ({self.out / 'conv1_filters.png'})")
         return "finished"
 
     def _check_config_record(self):
