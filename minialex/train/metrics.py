@@ -13,8 +13,8 @@ def topk_correct(scores, labels, k):
     """
     scores, labels = np.asarray(scores), np.asarray(labels)
     k = min(k, scores.shape[1])
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]       # (N, k), unordered
-    return int((top == labels[:, None]).any(axis=1).sum())
+    top_k = np.argpartition(-scores, k - 1, axis=1)[:, :k]       # (N, k), unordered
+    return int((top_k == labels[:, None]).any(axis=1).sum())
 
 
 class ErrorMeter:

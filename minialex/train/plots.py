@@ -56,8 +56,8 @@ def filter_grid(weight, scale=None, pad=1, columns=None, signed=False):
     O, C, kH, kW = w.shape
     w = w if C == 3 else w[:, :1]                                  # (O, 3 or 1, kH, kW)
     if signed:
-        top = np.abs(w).max(axis=(1, 2, 3), keepdims=True)
-        w = 0.5 + 0.5 * w / np.where(top > 0, top, 1.0)             # each kernel in [0, 1], 0 at 0.5
+        largest = np.abs(w).max(axis=(1, 2, 3), keepdims=True)
+        w = 0.5 + 0.5 * w / np.where(largest > 0, largest, 1.0)             # each kernel in [0, 1], 0 at 0.5
     else:
         lo = w.min(axis=(1, 2, 3), keepdims=True)
         hi = w.max(axis=(1, 2, 3), keepdims=True)
