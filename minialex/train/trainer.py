@@ -274,18 +274,19 @@ class Trainer:
         rank raises at the same batch; the Ctrl-C flags ride in the same allreduce."""
         self.optimizer.zero_grad()
         local = 0.0
-        if len(y):
-            loss = F.cross_entropy(self.model(Tensor(x, device=self.config.device)), y)
-            local = float(loss.item())
-            loss.backward()
-        totals = self.parallel.average_gradients(len(y), local * len(y), stop=self.stop_signalled)
-        self.stop_requested, self.step_samples = totals.stop, totals.count
-        if totals.count == 0:          # every sample of this batch was skipped
-            return None
-        value = totals.loss_sum / totals.count
-        if not math.isfinite(value):
-            raise NonFiniteLossError(value)
-        self.optimizer.step()
+        with _diverging_quietly():                           # as in train_step: one line, no warnings
+            if len(y):
+                loss = F.cross_entropy(self.model(Tensor(x, device=self.config.device)), y)
+                loss.backward()
+                local = float(loss.item())                   # read after the backward is queued
+            totals = self.parallel.average_gradients(len(y), local * len(y), stop=self.stop_signalled)
+            self.stop_requested, self.step_samples = totals.stop, totals.count
+            if totals.count == 0:          # every sample of this batch was skipped
+                return None
+            value = totals.loss_sum / totals.count
+            if not math.isfinite(value):
+                raise NonFiniteLossError(value)
+            self.optimizer.step()
         return value
 
     def _batches_this_epoch(self, loader):
