@@ -326,7 +326,7 @@ def mini_step_table(emit):
     """The mini net's training step (forward, loss, backward, momentum SGD) at --mini-batch, both frameworks
     on the same images and weights, timed in alternation: minialex, PyTorch, minialex, ... so that both meet
     the same load on shared cores; the ratio is PyTorch's median time over minialex's."""
-    from minialex.train.threads import blas_threads
+    from minialex.blas_threads import blas_threads
     Bm = ARGS.mini_batch
     rng = np.random.default_rng(0)
     x = rng.standard_normal((Bm, 1, 28, 28), dtype=np.float32)

@@ -67,7 +67,7 @@ def _add_threads(p):
 
 def _set_threads(args):
     if getattr(args, "threads", None):
-        from .train.threads import set_blas_threads
+        from .blas_threads import set_blas_threads
         if not set_blas_threads(args.threads):
             print("minialex: warning: could not find the BLAS library to set --threads; set OPENBLAS_NUM_THREADS "
                   "(or MKL_NUM_THREADS) in the environment instead", file=sys.stderr)
@@ -277,7 +277,7 @@ def cmd_train(args):
     from . import backend
     from .distributed import cores_per_rank, setup_together, stop_together, world
     from .train import NonFiniteLossError, Trainer
-    from .train.threads import set_blas_threads
+    from .blas_threads import set_blas_threads
     comm = world()                 # under mpiexec: this process's rank among K; else one process
     backend.reuse_freed_memory()   # every step frees and re-allocates the same big arrays; keep them mapped
     given = {name: getattr(args, name) for name in TRAIN_FIELDS if getattr(args, name, None) is not None}

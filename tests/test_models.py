@@ -9,12 +9,12 @@ import minialex.functional as F
 from minialex.models import alexnet, from_config, initialize
 from minialex.optim import SGD
 from minialex.summary import format_summary, summary
-from minialex.train.threads import blas_threads
+from minialex.blas_threads import blas_threads
 
 
 @pytest.fixture(autouse=True, scope="module")
 def one_blas_thread():
-    """One BLAS thread: steady timings when other work shares the cores (see minialex/train/threads.py)."""
+    """One BLAS thread: steady timings when other work shares the cores (see minialex/blas_threads.py)."""
     with blas_threads(1):
         yield
 

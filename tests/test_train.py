@@ -10,12 +10,12 @@ import pytest
 from minialex.train import (CheckpointError, ConfigError, NonFiniteLossError, TrainConfig, Trainer, save_checkpoint,
                             load_checkpoint, load_model, predict_scores)
 from minialex.train.plots import filter_change, filter_grid, write_png
-from minialex.train.threads import blas_threads
+from minialex.blas_threads import blas_threads
 
 
 @pytest.fixture(autouse=True, scope="module")
 def one_blas_thread():
-    """One BLAS thread: steady timings when other work shares the cores (see minialex/train/threads.py)."""
+    """One BLAS thread: steady timings when other work shares the cores (see minialex/blas_threads.py)."""
     with blas_threads(1):
         yield
 

@@ -9,6 +9,7 @@ The environment variable OPENBLAS_NUM_THREADS works only before NumPy is importe
 it afterwards, with threadpoolctl when it is installed, else through OpenBLAS's own C function.
 """
 import ctypes
+import functools
 import glob
 import os
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ def _openblas_libraries():
     return sorted({p for pattern in patterns for p in glob.glob(pattern)})
 
 
+@functools.lru_cache(maxsize=None)
 def _openblas_function(verb):
     """OpenBLAS's ``<prefix><verb>_num_threads<suffix>`` C function from NumPy's wheel, or None."""
     for path in _openblas_libraries():
