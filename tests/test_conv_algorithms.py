@@ -300,3 +300,59 @@ def test_batch_last_data_gradient_gradcheck(xshape, O, k, padding, groups):
     with F.conv_algorithm("auto"):
         check_grads(lambda a, b: F.conv2d(a, b, None, 1, padding, groups),
                     [make(x, requires_grad=True), make(w, requires_grad=True)])
+
+
+# ----------------------------------------------------------------------------- the batch in pieces
+PIECE_CASES = [
+    pytest.param((5, 4, 9, 9), 6, 5, 1, 2, 2, id="5x5-pad2-groups2-N5"),       # pieces of 2, 2, 1 images
+    pytest.param((4, 16, 6, 6), 16, 3, 1, 1, 1, id="3x3-winograd-sized"),
+    pytest.param((3, 3, 11, 11), 4, 3, 2, 0, 1, id="3x3-stride2"),
+    pytest.param((1, 2, 5, 5), 3, 3, 1, 1, 1, id="batch1"),
+]
+
+
+@pytest.fixture
+def in_pieces(monkeypatch):
+    """conv2d runs the batch as pieces of 2 images on 2 threads (what 1 BLAS thread gives on any machine)."""
+    module = sys.modules["minialex.functional.conv2d"]
+    monkeypatch.setenv("MINIALEX_NUM_THREADS", "2")
+    monkeypatch.setattr(module, "images_per_piece", lambda x: 2)
+
+
+@pytest.mark.parametrize("algorithm", ["auto", "im2col", "winograd"])
+@pytest.mark.parametrize("xshape,O,k,stride,padding,groups", PIECE_CASES)
+def test_conv2d_in_pieces_equals_the_whole_batch_and_the_reference(xshape, O, k, stride, padding, groups,
+                                                                    algorithm, monkeypatch):
+    monkeypatch.setenv("MINIALEX_NUM_THREADS", "2")
+    x, w, b = _inputs(xshape, O, groups, seed=30, k=k)
+    g = randn(*reference.conv2d(x, w, b, stride, padding, groups).shape, seed=31)
+    results = {}
+    for pieces in (False, True):
+        if pieces:
+            monkeypatch.setattr(sys.modules["minialex.functional.conv2d"], "images_per_piece", lambda a: 2)
+        with F.conv_algorithm(algorithm):
+            xt, wt, bt = (make(a, requires_grad=True, dtype=np.float64) for a in (x, w, b))
+            y = F.conv2d(xt, wt, bt, stride, padding, groups)
+            y.backward(g)
+        results[pieces] = (y.data, xt.grad, wt.grad, bt.grad)
+    for whole, piecewise, name in zip(results[False], results[True], ("y", "dx", "dw", "db")):
+        assert_close(piecewise, whole, rtol=1e-12, atol=1e-12, msg=name)
+    assert_close(results[True][0], reference.conv2d(x, w, b, stride, padding, groups), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("xshape,O,k,stride,padding,groups", PIECE_CASES[:2])
+def test_conv2d_in_pieces_gradcheck(xshape, O, k, stride, padding, groups, in_pieces):
+    x, w, b = _inputs(xshape, O, groups, seed=32, k=k)
+    check_grads(lambda a, ww, bb: F.conv2d(a, ww, bb, stride, padding, groups),
+                [make(a, requires_grad=True) for a in (x, w, b)])
+
+
+def test_conv2d_in_pieces_only_weight_or_only_data_gradient(in_pieces):
+    x, w, b = _inputs((5, 4, 7, 7), 6, 2, seed=33, k=5)
+    ref_y = reference.conv2d(x, w, b, 1, 2, 2)
+    for needs in ("x", "w"):
+        xt, wt = make(x, requires_grad=needs == "x"), make(w, requires_grad=needs == "w")
+        y = F.conv2d(xt, wt, make(b), 1, 2, 2)
+        assert_close(y.data, ref_y, rtol=1e-10, atol=1e-12)
+        y.backward(np.ones_like(ref_y))
+        assert (xt.grad is None) == (needs == "w") and (wt.grad is None) == (needs == "x")

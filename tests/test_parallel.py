@@ -67,3 +67,39 @@ def test_batch_chunk(n, sample, threads, expected):
     chunk = parallel.batch_chunk(n, sample, threads)
     assert chunk == expected
     assert chunk * sample <= max(parallel.CHUNK, sample) or chunk == n
+
+
+def test_for_slices_returns_the_results_in_slice_order(two_threads):
+    assert parallel.for_slices(10, lambda s: (s.start, s.stop), chunk=3) == [(0, 3), (3, 6), (6, 9), (9, 10)]
+    assert parallel.for_slices(4, lambda s: s.start, chunk=10) == [0]
+
+
+def test_a_call_inside_a_piece_runs_in_that_pieces_thread(two_threads):
+    """Nested parallel ops (a convolution's pieces each running im2col, which is parallel itself) must not
+    hand their inner pieces to threads that are busy with outer ones."""
+    inner_threads = []
+    lock = threading.Lock()
+
+    def outer(s):
+        me = threading.get_ident()
+        seen = set()
+        parallel.for_slices(6, lambda t: seen.add(threading.get_ident()), chunk=1)
+        with lock:
+            inner_threads.append((me, seen))
+    parallel.for_slices(4, outer, chunk=1)
+    assert len(inner_threads) == 4
+    assert all(seen == {me} for me, seen in inner_threads)
+    assert not parallel._in_piece.active            # outside a piece the caller's next call is parallel again
+
+
+@pytest.mark.parametrize("blas,threads,n,expected", [
+    (1, 2, 32, 16),           # the mini net as `train` runs it: 2 pieces of 16 images
+    (1, 2, 5, 3),             # 3 and 2 images
+    (2, 2, 32, 32),           # BLAS has threads: one piece
+    (1, 1, 32, 32),           # one thread: one piece
+    (1, 2, 0, 1),             # an empty batch: one (empty) piece
+])
+def test_images_per_piece(monkeypatch, blas, threads, n, expected):
+    monkeypatch.setenv("MINIALEX_NUM_THREADS", str(threads))
+    monkeypatch.setattr(parallel, "get_blas_threads", lambda: blas)
+    assert parallel.images_per_piece(np.zeros((n, 3))) == expected

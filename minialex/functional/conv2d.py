@@ -25,13 +25,18 @@ Two faster routes, each tested against that reference and against im2col, chosen
   * at stride 1 the data gradient is a convolution of the padded output gradient with the
     flipped filters (``_data_grad``); where that convolution takes Winograd, it needs no col2im.
 
+On the CPU with one BLAS thread the batch runs in pieces of whole images, one piece per thread at a
+time (``_forward_in_pieces``, ``_backward_in_pieces``): each piece is the convolution above on fewer
+images, and the weight gradient is the sum of the pieces' in batch order. With several BLAS threads
+the whole batch is one piece and BLAS shares each product among its threads.
+
 On the GPU (float32 CuPy arrays) the same maths runs in our own CUDA kernels,
 ``kernels/conv2d.cu`` (implicit GEMM: the im2col tiles are built in shared memory and never
 stored), through ``minialex/cuda/kernels.py``; see ``_conv2d_cuda`` below.
 """
 from .. import backend
-from ..parallel import for_slices, num_threads
-from ..shapes import ceil_div
+from ..parallel import for_slices, images_per_piece, num_threads
+from ..shapes import ceil_div, conv_output_size
 from ..tensor import Tensor
 from ..cuda import use_cuda_kernels
 from . import winograd
@@ -46,26 +51,66 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
         return _conv2d_cuda(x, weight, bias, stride, padding, groups)
     O = weight.shape[0]
     algorithm = current_algorithm()                  # the backward uses the forward's choice, whatever the
-    y, saved = _forward(x.data, weight.data, stride, padding, groups, algorithm)  # setting is by then
+    chunk = images_per_piece(x.data)                 # setting is by then; the batch runs in pieces of chunk
+    y, saved = _forward_in_pieces(x.data, weight.data, stride, padding, groups, algorithm, chunk)  # images
     if bias is not None:
         y += bias.data.reshape(1, O, 1, 1)                                 # (N, O, OH, OW)
     if not weight.requires_grad:
         saved = None                                                       # only the weight gradient needs it
 
     def backward(g):
-        dx = dw = db = None
-        if x.requires_grad:
-            dx = _data_grad(g, weight.data, x.shape, stride, padding, groups, algorithm)  # (N, C, H, W)
-        if weight.requires_grad:
-            dw = _weight_grad(g, saved, weight.shape, groups)              # (O, Cg, kH, kW)
-        if bias is not None and bias.requires_grad:
-            db = g.sum(axis=(0, 2, 3))                                     # (O,)
+        dx, dw = _backward_in_pieces(g, weight.data, saved, x.shape, stride, padding, groups, algorithm, chunk,
+                                     x.requires_grad, weight.requires_grad)  # (N, C, H, W), (O, Cg, kH, kW)
+        db = g.sum(axis=(0, 2, 3)) if bias is not None and bias.requires_grad else None   # (O,)
         return dx, dw, db
 
     parents = (x, weight) if bias is None else (x, weight, bias)
     return Tensor.from_op(y, parents, backward, "conv2d")
 
 
+# ----------------------------------------------------------------------------- the batch in pieces
+def _forward_in_pieces(x, w, stride, padding, groups, algorithm, chunk):
+    """``_forward`` of x (N, C, H, W) in pieces of ``chunk`` images, side by side on the threads
+    (``minialex.parallel.images_per_piece`` says when: on NumPy with one BLAS thread). Returns
+    y (N, O, OH, OW) and, per piece in batch order, what its weight gradient needs."""
+    N = x.shape[0]
+    if chunk >= N:
+        y, saved = _forward(x, w, stride, padding, groups, algorithm)
+        return y, [saved]
+    OH, OW = (conv_output_size(*a) for a in zip(x.shape[2:], w.shape[2:], stride, padding))
+    y = backend.xp_of(x).empty((N, w.shape[0], OH, OW), dtype=x.dtype)    # (N, O, OH, OW)
+
+    def piece(s):                                                          # s: a slice of the batch
+        y[s], saved = _forward(x[s], w, stride, padding, groups, algorithm)
+        return saved
+    return y, for_slices(N, piece, chunk)
+
+
+def _backward_in_pieces(g, w, saved, x_shape, stride, padding, groups, algorithm, chunk, need_dx, need_dw):
+    """The data and weight gradients (or None where not needed) from g (N, O, OH, OW), piece by piece as
+    the forward ran. Each piece's weight gradient covers its images; they are summed in batch order, so
+    the result does not depend on which thread ran which piece."""
+    N = g.shape[0]
+    dx = backend.xp_of(g).empty(x_shape, dtype=g.dtype) if need_dx and chunk < N else None  # (N, C, H, W)
+
+    def piece(s):                                                          # s: a slice of the batch
+        dx_s = dw_s = None
+        if need_dx:
+            dx_s = _data_grad(g[s], w, (s.stop - s.start,) + tuple(x_shape[1:]), stride, padding, groups, algorithm)
+        if need_dw:
+            dw_s = _weight_grad(g[s], saved[s.start // chunk], w.shape, groups)   # (O, Cg, kH, kW)
+        if dx is not None:
+            dx[s], dx_s = dx_s, None
+        return dx_s, dw_s
+    if chunk >= N:
+        return piece(slice(0, N))
+    dw = None
+    for _, dw_s in for_slices(N, piece, chunk):
+        dw = dw_s if dw is None else dw + dw_s
+    return dx, dw
+
+
+# ----------------------------------------------------------------------------- one piece
 def _forward(x, w, stride, padding, groups, algorithm):
     """x (N, C, H, W), w (O, Cg, kH, kW) arrays -> (y (N, O, OH, OW), what the weight gradient needs)."""
     if use_winograd(x, w.shape, stride, padding, groups, algorithm):
