@@ -180,6 +180,20 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     ckpt = load_checkpoint(tmp_path / "run")
     assert ckpt["meta"]["epoch"] == 1
     assert all(np.isfinite(a).all() for a in ckpt["model"].values())
+    pytest.importorskip("matplotlib")
+    assert (tmp_path / "run" / "curves.png").exists()         # the curves up to the last good epoch
+
+
+def test_curves_are_drawn_when_the_run_stops_not_after_every_epoch(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import minialex.train.trainer as trainer_module
+    drawn = []
+    monkeypatch.setattr(trainer_module, "save_curves", lambda path, history: drawn.append(len(history)) or True)
+    Trainer(tiny(tmp_path, "whole", epochs=2), progress=False).fit()
+    assert drawn == [2]
+    drawn.clear()
+    assert CtrlCAt(tiny(tmp_path, "split"), progress=False).fit() == "interrupted"
+    assert drawn == [1]                                        # stopped in epoch 2: epoch 1's curves
 
 
 def test_resume_checks(tmp_path):
