@@ -356,3 +356,59 @@ def test_conv2d_in_pieces_only_weight_or_only_data_gradient(in_pieces):
         assert_close(y.data, ref_y, rtol=1e-10, atol=1e-12)
         y.backward(np.ones_like(ref_y))
         assert (xt.grad is None) == (needs == "w") and (wt.grad is None) == (needs == "x")
+
+
+# ----------------------------------------------------------------------------- images side by side
+@pytest.fixture
+def side_by_side_calls(monkeypatch):
+    """Counts the forward passes that put the images side by side."""
+    module = sys.modules["minialex.functional.conv2d"]
+    calls = []
+    original = module._forward_side_by_side
+    monkeypatch.setattr(module, "_forward_side_by_side", lambda *a: calls.append(a[1].shape) or original(*a))
+    return calls
+
+
+SIDE_BY_SIDE_CASES = [
+    pytest.param((3, 4, 9, 9), 6, 5, 1, 2, 2, id="5x5-pad2-groups2"),
+    pytest.param((2, 6, 6, 6), 6, 3, 1, 1, 3, id="3x3-groups3"),
+    pytest.param((2, 3, 11, 10), 4, 3, 2, 0, 1, id="3x3-stride2"),
+    pytest.param((1, 2, 5, 7), 3, (2, 3), (1, 2), (1, 0), 1, id="2x3-kernel-stride1x2"),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("xshape,O,k,stride,padding,groups", SIDE_BY_SIDE_CASES)
+def test_side_by_side_matches_the_reference_and_im2col(xshape, O, k, stride, padding, groups, dtype,
+                                                       side_by_side_calls):
+    x, w, b = _inputs(xshape, O, groups, seed=40, k=k)
+    g = randn(*reference.conv2d(x, w, b, stride, padding, groups).shape, seed=41)
+    results = {}
+    for algorithm in ("auto", "im2col"):
+        with F.conv_algorithm(algorithm):
+            xt, wt, bt = (make(a, requires_grad=True, dtype=dtype) for a in (x, w, b))
+            y = F.conv2d(xt, wt, bt, stride, padding, groups)
+            y.backward(g.astype(dtype))
+        results[algorithm] = (y.data, xt.grad, wt.grad, bt.grad)
+    assert len(side_by_side_calls) == 1                                   # "auto" took it, "im2col" did not
+    assert results["auto"][0].flags.c_contiguous and results["auto"][0].dtype == dtype
+    for side, plain, name in zip(results["auto"], results["im2col"], ("y", "dx", "dw", "db")):
+        assert_close(side, plain, **TOL[dtype], msg=name)
+    assert_close(results["auto"][0], reference.conv2d(x, w, b, stride, padding, groups), **TOL[dtype])
+
+
+@pytest.mark.parametrize("xshape,O,k,stride,padding,groups", SIDE_BY_SIDE_CASES[:3])
+def test_side_by_side_gradcheck(xshape, O, k, stride, padding, groups, side_by_side_calls):
+    x, w, b = _inputs(xshape, O, groups, seed=42, k=k)
+    with F.conv_algorithm("auto"):
+        check_grads(lambda a, ww, bb: F.conv2d(a, ww, bb, stride, padding, groups),
+                    [make(a, requires_grad=True) for a in (x, w, b)])
+    assert side_by_side_calls
+
+
+def test_auto_keeps_one_product_per_image_for_large_outputs(side_by_side_calls):
+    """conv1 of the mini net (28x28 outputs, 784 >= SIDE_BY_SIDE_MAX_OUTPUTS) is faster per image."""
+    x, w, b = _inputs((2, 1, 28, 28), 4, 1, seed=43, k=5)
+    y = F.conv2d(make(x), make(w), make(b), 1, 2)
+    assert side_by_side_calls == []
+    assert_close(y.data, reference.conv2d(x, w, b, 1, 2, 1), rtol=1e-10, atol=1e-12)

@@ -45,7 +45,8 @@ def conv_algorithm(name):
     """Use one convolution algorithm for the convolutions computed inside a ``with`` block:
 
     * ``"auto"`` (the default): Winograd F(2x2, 3x3) for 3x3 stride-1 layers on NumPy arrays with enough
-      channels and images to profit (``WINOGRAD_MIN_CHANNELS``, ``WINOGRAD_MIN_TILES``), im2col elsewhere,
+      channels and images to profit (``WINOGRAD_MIN_CHANNELS``, ``WINOGRAD_MIN_TILES``), im2col elsewhere
+      (with the images side by side where a layer has few output positions, ``SIDE_BY_SIDE_MAX_OUTPUTS``),
       and col2im with the batch as the last axis for the other stride-1 data gradients on NumPy arrays;
     * ``"im2col"``: im2col + one matrix product everywhere, and col2im for every data gradient: the
       plain textbook path;
@@ -81,6 +82,22 @@ def use_winograd(x, w_shape, stride, padding, groups, algorithm):
     TH, TW = winograd.tile_counts(H + 2 * padding[0] - 2, W + 2 * padding[1] - 2)
     return (backend.xp_of(x).__name__ == "numpy" and min(w_shape[0] // groups, w_shape[1]) >= WINOGRAD_MIN_CHANNELS
             and N * TH * TW >= WINOGRAD_MIN_TILES)
+
+
+# The im2col products have one image's L = OH*OW output positions as their columns; below this many the
+# products are too narrow for BLAS, and "auto" puts the images side by side (one product per group for
+# the whole batch). Measured on the mini net, one BLAS thread, 16 images: conv2 (L = 169) and conv3..5
+# (L = 36) forward + weight gradient faster side by side, conv1 (L = 784, K = 25) slower.
+SIDE_BY_SIDE_MAX_OUTPUTS = 256
+
+
+def use_side_by_side(x, w_shape, stride, padding, algorithm):
+    """Whether ``algorithm`` runs the im2col products of input x (N, C, H, W) with the images side by side."""
+    if algorithm != "auto" or backend.xp_of(x).__name__ != "numpy":
+        return False
+    OH = (x.shape[2] + 2 * padding[0] - w_shape[2]) // stride[0] + 1
+    OW = (x.shape[3] + 2 * padding[1] - w_shape[3]) // stride[1] + 1
+    return OH * OW < SIDE_BY_SIDE_MAX_OUTPUTS
 
 
 # ----------------------------------------------------------------------------- max-pooling

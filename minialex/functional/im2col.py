@@ -26,6 +26,21 @@ def im2col(x, kernel_size, stride, padding):
     sW*ow + j]. One copy then lays it out contiguously for the matrix product. (The loop over
     kernel offsets, as in col2im below, gives the same array; the single copy is ~1.5x faster.)
     """
+    view = _windows(x, kernel_size, stride, padding)                     # (N, C, kH, kW, OH, OW)
+    return _copy_by_image(backend.xp_of(x), view, 0)
+
+
+def im2col_side_by_side(x, kernel_size, stride, padding):
+    """x (N, C, H, W) -> cols (C, kH, kW, N, OH, OW): the same columns with the images side by side, so
+    that (C*kH*kW, N*OH*OW) is one matrix and a convolution is one product for the whole batch
+    (``conv2d._forward_side_by_side``)."""
+    view = _windows(x, kernel_size, stride, padding).transpose(1, 2, 3, 0, 4, 5)   # (C, kH, kW, N, OH, OW)
+    return _copy_by_image(backend.xp_of(x), view, 3)
+
+
+def _windows(x, kernel_size, stride, padding):
+    """The strided view (N, C, kH, kW, OH, OW) of the zero-padded x: [n, c, i, j, oh, ow] is
+    x_pad[n, c, sH*oh + i, sW*ow + j]."""
     xp = backend.xp_of(x)
     N, C, H, W = x.shape
     (kH, kW), (sH, sW), (pH, pW) = kernel_size, stride, padding
@@ -37,12 +52,18 @@ def im2col(x, kernel_size, stride, padding):
     else:
         x = xp.ascontiguousarray(x)
     bN, bC, bH, bW = x.strides                                          # bytes per step of each axis
-    view = xp.lib.stride_tricks.as_strided(
+    return xp.lib.stride_tricks.as_strided(
         x, shape=(N, C, kH, kW, OH, OW), strides=(bN, bC, bH, bW, bH * sH, bW * sW))
-    cols = xp.empty(view.shape, dtype=x.dtype)                          # (N, C, kH, kW, OH, OW)
+
+
+def _copy_by_image(xp, view, image_axis):
+    """A contiguous copy of ``view``, made in pieces of images (along ``image_axis``) on the threads."""
+    cols = xp.empty(view.shape, dtype=view.dtype)
+    N = view.shape[image_axis]
+    index = (slice(None),) * image_axis
 
     def copy(s):                                                        # s: a slice of the batch
-        cols[s] = view[s]
+        cols[index + (s,)] = view[index + (s,)]
     for_batch(xp, N, copy, cols.size // max(N, 1))
     return cols
 
