@@ -419,9 +419,9 @@ class Trainer:
                         self.say(f"interrupted: checkpoint saved to {path} (epoch {self.epoch + 1}, batch "
                                f"{self.batch}); continue with: python -m minialex train --resume {self.out}")
                         return "interrupted"
-        except BaseException:
-            with contextlib.suppress(Exception):   # the error on its way out is the one to report
-                self.write_curves()
+        except NonFiniteLossError:
+            with contextlib.suppress(Exception):   # the divergence on its way out is the one to report
+                self.write_curves()                # (other errors, a full disk say, write nothing more)
             raise
         finally:
             epochs_bar.close()
