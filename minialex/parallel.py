@@ -95,20 +95,25 @@ def for_slices(n, fn, chunk=CHUNK):
     return results
 
 
+def product_threads(x):
+    """How many matrix products on arrays like x may run side by side, one per thread: num_threads() on
+    NumPy when BLAS has one thread (as ``minialex train`` runs it on the CPU), else 1 (BLAS spreads each
+    product over its own threads then, and two levels of threads would fight for the cores; CuPy is
+    parallel anyway). Used by conv2d (pieces of the batch) and linear (pieces of the output features)."""
+    if backend.xp_of(x).__name__ != "numpy" or num_threads() == 1 or get_blas_threads() != 1:
+        return 1
+    return num_threads()
+
+
 def images_per_piece(x):
     """Images per piece for an op that runs a batch x (N, ...) as pieces of whole images, one matrix product
-    (or a few) per piece, each piece on one thread (convolution: ``conv2d.py``).
-
-    On NumPy with one BLAS thread (as ``minialex train`` runs the mini net): one piece per thread, so
-    the products of the pieces run side by side; each piece's own work is then serial (see
-    ``for_slices``). (Not two per thread as ``for_batch`` cuts: the mini net's 3x3 layers cost as much
-    on 8 images as on 16, and its step measured 3-13% slower with pieces of 8, in alternating pairs.) Otherwise the whole batch is one piece: BLAS spreads each product over
-    its threads itself, and two levels of threads would fight for the cores (and CuPy is parallel anyway).
-    Measured on the mini net's step at batch 32 (2 cores, 1 BLAS thread): 76 -> 61 ms."""
+    (or a few) per piece, each piece on one thread (convolution: ``conv2d.py``): one piece per
+    ``product_threads``; each piece's own work is then serial (see ``for_slices``). (Not two per thread
+    as ``for_batch`` cuts: the mini net's 3x3 layers cost as much on 8 images as on 16, and its step
+    measured 3-13% slower with pieces of 8, in alternating pairs.) Measured on the mini net's step at
+    batch 32 (2 cores, 1 BLAS thread): 76 -> 61 ms."""
     N = x.shape[0]
-    if backend.xp_of(x).__name__ != "numpy" or num_threads() == 1 or get_blas_threads() != 1:
-        return max(N, 1)
-    return max(1, ceil_div(N, num_threads()))
+    return max(1, ceil_div(N, product_threads(x))) if N else 1
 
 
 def batch_chunk(n, sample_size, threads=None):

@@ -7,6 +7,8 @@ forward and gradients (the last section, through ``torch_oracle.compare_with_tor
 """
 import math
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -104,6 +106,35 @@ def test_linear_gradcheck(device, xshape, out_features, bias):
     x, w = randn(*xshape), randn(out_features, xshape[-1], seed=1)
     inputs = [make(x), make(w, kind="transposed")] + ([make(randn(out_features, seed=2))] if bias else [])
     check_grads(lambda *t: F.linear(*t), inputs, device)
+
+
+@pytest.fixture
+def linear_in_pieces(monkeypatch):
+    """linear runs its products in pieces of the output features on 2 threads, whatever the layer's size."""
+    module = sys.modules["minialex.functional.linear"]
+    monkeypatch.setenv("MINIALEX_NUM_THREADS", "2")
+    monkeypatch.setattr(module, "product_threads", lambda a: 3)     # 3 pieces: uneven ones too
+    monkeypatch.setattr(module, "MIN_WEIGHTS_IN_PIECES", 1)
+
+
+@pytest.mark.parametrize("xshape,out_features,bias", LINEAR_CASES + [pytest.param((4, 6), 7, True, id="7-outputs")])
+def test_linear_in_pieces_forward_and_gradcheck(xshape, out_features, bias, linear_in_pieces):
+    x, w = randn(*xshape), randn(out_features, xshape[-1], seed=1)
+    b = randn(out_features, seed=2) if bias else None
+    y = F.linear(make(x), make(w), None if b is None else make(b))
+    assert_close(y, x @ w.T + (0 if b is None else b), **TOL[np.float64])
+    inputs = [make(x), make(w)] + ([make(b)] if bias else [])
+    check_grads(lambda *t: F.linear(*t), inputs)
+
+
+def test_linear_in_pieces_only_one_gradient(linear_in_pieces):
+    x, w = randn(3, 5), randn(4, 5, seed=1)
+    for needs in ("x", "w"):
+        xt, wt = make(x, requires_grad=needs == "x"), make(w, requires_grad=needs == "w")
+        F.linear(xt, wt).backward(np.ones((3, 4)))
+        assert (xt.grad is None) == (needs == "w") and (wt.grad is None) == (needs == "x")
+        assert_close(xt.grad if needs == "x" else wt.grad, np.ones((3, 4)) @ w if needs == "x" else np.ones((4, 3)) @ x,
+                     **TOL[np.float64])
 
 
 # ============================================================================= relu, flatten
