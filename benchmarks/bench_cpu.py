@@ -8,10 +8,12 @@ What it measures (medians over --repeat runs after --warmup runs, time.perf_coun
   * a large square SGEMM (NumPy's BLAS): the machine's ceiling in GFLOP/s;
   * the paper AlexNet (227x227, 1000 classes) training step (forward, cross-entropy, backward,
     momentum-SGD update) and its forward pass, in images/s;
-  * each layer's forward and backward on the shapes it has inside AlexNet;
-  * the "mini" net's training step on the digits' shape (1x28x28, 10 classes, --mini-batch 32), as
-    `python -m minialex train` runs it: minialex with 1 BLAS thread (the CLI's default for the mini
-    net) and its own thread pool, PyTorch with --threads.
+  * each layer's forward and backward on the shapes it has inside AlexNet (both frameworks with
+    --threads BLAS threads);
+  * the "mini" net's training step on the digits' shape (1x28x28, 10 classes, --mini-batch 32).
+The two steps and the forward pass run minialex as `python -m minialex train` runs it: 1 BLAS thread
+and its own thread pool (which runs each convolution's batch in pieces), PyTorch with --threads; the
+two frameworks take turns, step by step, so that both meet the same load on shared cores.
 For every row: time, GFLOP/s (for the layers with multiply-adds), the fraction of the SGEMM
 ceiling, and the ratio minialex/PyTorch in throughput (> 1 means minialex is faster).
 
@@ -60,6 +62,7 @@ import minialex  # noqa: E402
 minialex.backend.reuse_freed_memory()  # for both frameworks in this process: keep freed big blocks (see its docstring)
 import minialex.functional as F  # noqa: E402
 from minialex.models import alexnet  # noqa: E402
+from minialex.blas_threads import blas_threads  # noqa: E402
 from minialex.optim import SGD  # noqa: E402
 
 try:
@@ -69,6 +72,21 @@ try:
     torch.set_num_threads(ARGS.threads)
 except ImportError:
     torch = None
+
+
+def alternating_times(fns, repeat, warmup):
+    """{name: [seconds, ...]} for each function of ``fns`` (a dict), timed in turns: a, b, a, b, ...
+    so that both meet the same load on shared cores; ``warmup`` untimed turns first."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
 
 
 def median_time(fn, repeat, warmup):
@@ -255,33 +273,45 @@ def main():
     model = alexnet("paper")
     opt = SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     xt = minialex.tensor(x)
-    rows = [("training step", STEP_FLOPS, minialex_step(model, opt, xt, t)),
-            ("forward", FORWARD_FLOPS, lambda: model.eval()(xt))]
-    ours = {}
-    for name, flops, fn in rows:
-        with (minialex.no_grad() if name == "forward" else _null()):
-            ours[name] = median_time(fn, ARGS.repeat, ARGS.warmup)
-        model.train()
-    theirs = {}
+    rows = [("training step", STEP_FLOPS), ("forward", FORWARD_FLOPS)]
+    ours_fns = {"training step": minialex_step(model, opt, xt, t), "forward": lambda: model.eval()(xt)}
+    theirs_fns = {}
     if torch is not None:
         tmodel = torch_paper_alexnet()
         copy_weights_to_torch(model, tmodel)
         tx, tt = torch.from_numpy(x), torch.from_numpy(t)
         topt = torch.optim.SGD(tmodel.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-        theirs["training step"] = median_time(torch_step(tmodel, topt, tx, tt), ARGS.repeat, ARGS.warmup)
-        tmodel.eval()
-        with torch.no_grad():
-            theirs["forward"] = median_time(lambda: tmodel(tx), ARGS.repeat, ARGS.warmup)
+        theirs_fns = {"training step": torch_step(tmodel, topt, tx, tt), "forward": lambda: tmodel.eval()(tx)}
+    ours, theirs, spread = {}, {}, {}
+    for name, _ in rows:                  # each row: minialex and PyTorch in turns
+        fns = {"minialex": ours_fns[name]}
+        if name in theirs_fns:
+            fns["torch"] = theirs_fns[name]
+        with blas_threads(1), (minialex.no_grad() if name == "forward" else _null()), \
+                (torch.no_grad() if torch is not None and name == "forward" else _null()):
+            times = alternating_times(fns, ARGS.repeat, ARGS.warmup)
+        model.train()
+        if torch is not None:
+            tmodel.train()
+        ours[name] = statistics.median(times["minialex"])
+        if "torch" in times:
+            theirs[name] = statistics.median(times["torch"])
+            ratios = sorted(b / a for a, b in zip(times["minialex"], times["torch"]))
+            spread[name] = f"{ratios[0]:.2f}-{ratios[-1]:.2f}x"
 
     emit("## Paper AlexNet (227x227, 1000 classes, batch %d)" % B)
     emit()
+    emit("minialex with 1 BLAS thread and its own threads, as `minialex train` runs it; the two frameworks in "
+         "turns; the last column: the ratio of the medians, and the range of the ratios of the turns.")
+    emit()
     emit("| what | minialex s | minialex img/s | minialex GFLOP/s | of SGEMM | PyTorch s | PyTorch img/s | minialex/PyTorch |")
     emit("|---|---|---|---|---|---|---|---|")
-    for name, flops, _ in rows:
+    for name, flops in rows:
         s = ours[name]
         ts = theirs.get(name)
         emit(f"| {name} | {s:.3f} | {B / s:.1f} | {flops * B / s / 1e9:.1f} | {flops * B / s / 1e9 / ceiling:.0%} | "
-             f"{f'{ts:.3f}' if ts else '-'} | {f'{B / ts:.1f}' if ts else '-'} | {fmt_ratio(ts, s) if ts else '-'} |")
+             f"{f'{ts:.3f}' if ts else '-'} | {f'{B / ts:.1f}' if ts else '-'} | "
+             f"{f'{fmt_ratio(ts, s)} ({spread[name]})' if ts else '-'} |")
     emit()
 
     if not ARGS.no_layers:
@@ -326,7 +356,6 @@ def mini_step_table(emit):
     """The mini net's training step (forward, loss, backward, momentum SGD) at --mini-batch, both frameworks
     on the same images and weights, timed in alternation: minialex, PyTorch, minialex, ... so that both meet
     the same load on shared cores; the ratio is PyTorch's median time over minialex's."""
-    from minialex.blas_threads import blas_threads
     Bm = ARGS.mini_batch
     rng = np.random.default_rng(0)
     x = rng.standard_normal((Bm, 1, 28, 28), dtype=np.float32)
@@ -341,16 +370,8 @@ def mini_step_table(emit):
         copy_weights_to_torch(model, tmodel)
         topt = torch.optim.SGD(tmodel.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
         steps["torch"] = torch_step(tmodel, topt, torch.from_numpy(x), torch.from_numpy(t))
-    times = {name: [] for name in steps}
-    with blas_threads(1):                                  # as `minialex train` runs the mini net
-        for _ in range(ARGS.warmup + 2):
-            for fn in steps.values():
-                fn()
-        for _ in range(max(ARGS.repeat, 10)):
-            for name, fn in steps.items():
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
+    with blas_threads(1):                                  # as `minialex train` runs it
+        times = alternating_times(steps, max(ARGS.repeat, 10), ARGS.warmup + 2)
     ours = statistics.median(times["minialex"])
     emit(f"## Mini AlexNet training step (1x28x28, 10 classes, batch {Bm}; median of {len(times['minialex'])}, "
          f"the two alternating)")
