@@ -45,7 +45,7 @@ from ..cuda import use_cuda_kernels
 from . import winograd
 from ._checks import check_conv2d_args
 from .algorithms import current_algorithm, use_side_by_side, use_winograd
-from .im2col import col2im, col2im_batch_last, im2col, im2col_side_by_side
+from .im2col import col2im, col2im_batch_last, im2col
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
@@ -139,7 +139,7 @@ def _forward_side_by_side(x, w, stride, padding, groups):
     xp = backend.xp_of(x)
     N = x.shape[0]
     O, Cg, kH, kW = w.shape
-    cols = im2col_side_by_side(x, (kH, kW), stride, padding)   # (C, kH, kW, N, OH, OW)
+    cols = im2col(x, (kH, kW), stride, padding, images_side_by_side=True)   # (C, kH, kW, N, OH, OW)
     OH, OW = cols.shape[4:]
     cols = cols.reshape(groups, Cg * kH * kW, N * OH * OW)     # (groups, K, N*L)
     Y = xp.matmul(w.reshape(groups, O // groups, Cg * kH * kW), cols)   # (groups, Og, N*L)

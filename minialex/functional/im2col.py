@@ -18,29 +18,16 @@ from ..parallel import for_batch
 from ..shapes import conv_output_size
 
 
-def im2col(x, kernel_size, stride, padding):
-    """x (N, C, H, W) ndarray -> cols (N, C, kH, kW, OH, OW), a new contiguous array.
+def im2col(x, kernel_size, stride, padding, images_side_by_side=False):
+    """x (N, C, H, W) ndarray -> cols (N, C, kH, kW, OH, OW), a new contiguous array; with
+    ``images_side_by_side``: cols (C, kH, kW, N, OH, OW), the same columns with the images next to each
+    other, so that (C*kH*kW, N*OH*OW) is one matrix (``conv2d._forward_side_by_side``).
 
     cols is first a strided *view* of the padded input (no data moves): stepping oh moves sH
     rows, stepping i moves one row, so element [n, c, i, j, oh, ow] is x_pad[n, c, sH*oh + i,
     sW*ow + j]. One copy then lays it out contiguously for the matrix product. (The loop over
     kernel offsets, as in col2im below, gives the same array; the single copy is ~1.5x faster.)
     """
-    view = _windows(x, kernel_size, stride, padding)                     # (N, C, kH, kW, OH, OW)
-    return _copy_by_image(backend.xp_of(x), view, 0)
-
-
-def im2col_side_by_side(x, kernel_size, stride, padding):
-    """x (N, C, H, W) -> cols (C, kH, kW, N, OH, OW): the same columns with the images side by side, so
-    that (C*kH*kW, N*OH*OW) is one matrix and a convolution is one product for the whole batch
-    (``conv2d._forward_side_by_side``)."""
-    view = _windows(x, kernel_size, stride, padding).transpose(1, 2, 3, 0, 4, 5)   # (C, kH, kW, N, OH, OW)
-    return _copy_by_image(backend.xp_of(x), view, 3)
-
-
-def _windows(x, kernel_size, stride, padding):
-    """The strided view (N, C, kH, kW, OH, OW) of the zero-padded x: [n, c, i, j, oh, ow] is
-    x_pad[n, c, sH*oh + i, sW*ow + j]."""
     xp = backend.xp_of(x)
     N, C, H, W = x.shape
     (kH, kW), (sH, sW), (pH, pW) = kernel_size, stride, padding
@@ -52,18 +39,15 @@ def _windows(x, kernel_size, stride, padding):
     else:
         x = xp.ascontiguousarray(x)
     bN, bC, bH, bW = x.strides                                          # bytes per step of each axis
-    return xp.lib.stride_tricks.as_strided(
+    view = xp.lib.stride_tricks.as_strided(
         x, shape=(N, C, kH, kW, OH, OW), strides=(bN, bC, bH, bW, bH * sH, bW * sW))
-
-
-def _copy_by_image(xp, view, image_axis):
-    """A contiguous copy of ``view``, made in pieces of images (along ``image_axis``) on the threads."""
-    cols = xp.empty(view.shape, dtype=view.dtype)
-    N = view.shape[image_axis]
-    index = (slice(None),) * image_axis
+    images = (slice(None),) * (3 if images_side_by_side else 0)         # the index that reaches the image axis
+    if images_side_by_side:
+        view = view.transpose(1, 2, 3, 0, 4, 5)                         # (C, kH, kW, N, OH, OW)
+    cols = xp.empty(view.shape, dtype=x.dtype)
 
     def copy(s):                                                        # s: a slice of the batch
-        cols[index + (s,)] = view[index + (s,)]
+        cols[images + (s,)] = view[images + (s,)]
     for_batch(xp, N, copy, cols.size // max(N, 1))
     return cols
 
