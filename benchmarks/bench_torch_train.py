@@ -23,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)                                   # the checkout's minialex
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-SCHEDULES = ("none", "step")                               # the schedules mirrored here
+SCHEDULES = ("none", "step", "cosine")                     # the schedules mirrored here
 
 
 def parse_args(argv=None):
@@ -68,8 +68,11 @@ def main(argv=None):
     copy_weights_to_torch(ours, model)
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                           weight_decay=config.weight_decay)
-    gamma = config.gamma if config.schedule == "step" else 1.0
-    sched = torch.optim.lr_scheduler.StepLR(opt, config.step_size, gamma)
+    if config.schedule == "cosine":                        # minialex's CosineAnnealingLR is PyTorch's, eta_min 0
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs)
+    else:
+        gamma = config.gamma if config.schedule == "step" else 1.0
+        sched = torch.optim.lr_scheduler.StepLR(opt, config.step_size, gamma)
     train_loader = DataLoader(train_set, config.batch_size, shuffle=True, seed=config.seed, prefetch=config.prefetch)
     test_loader = DataLoader(test_set, config.batch_size, shuffle=True, seed=0, prefetch=config.prefetch)
     loss_fn = torch.nn.functional.cross_entropy

@@ -112,7 +112,8 @@ def _add_train(sub):
                    help="add the paper's PCA colour noise (RGB datasets only)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=_positive_int, default=None, metavar="N",
-                   help=f"total number of epochs (a resumed run continues up to N) [default: {DEFAULTS.epochs}]")
+                   help=f"total number of epochs (a resumed run continues up to N; under --schedule cosine that "
+                        f"starts a new cosine over the epochs added) [default: {DEFAULTS.epochs}]")
     g.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
                    help=f"images per SGD step [default: {DEFAULTS.batch_size}]")
     g.add_argument("--lr", type=_nonneg_float, default=None,
@@ -124,7 +125,8 @@ def _add_train(sub):
                    help=f"weight decay wd [default: {DEFAULTS.weight_decay}]")
     g.add_argument("--schedule", choices=SCHEDULES, default=None,
                    help=f"none; step: lr x gamma every --step-size epochs; plateau: the paper's rule, lr x gamma "
-                        f"when the test error stops improving (at most 3 times) [default: {DEFAULTS.schedule}]")
+                        f"when the test error stops improving (at most 3 times); cosine: lr x (1 + cos(pi e / E)) / 2 "
+                        f"after e of the E epochs [default: {DEFAULTS.schedule}]")
     g.add_argument("--step-size", type=_positive_int, default=None, metavar="N",
                    help=f"epochs between lr steps (--schedule step) [default: {DEFAULTS.step_size}]")
     g.add_argument("--gamma", type=_nonneg_float, default=None, help=f"lr factor of a step [default: {DEFAULTS.gamma}]")

@@ -36,7 +36,7 @@ needs_mpi = pytest.mark.skipif(_NO_MPI is not None, reason=_NO_MPI or "")
 # A short run that keeps dropout (0.3 on the mini net) and augmentation (random crops) on. im2col: the
 # Winograd path's float32 rounding grows faster over steps (see the README's data-parallel section).
 QUICK = ["--epochs", "1", "--max-batches", "6", "--batch-size", "16", "--conv-algorithm", "im2col",
-         "--no-progress", "--prefetch", "0"]
+         "--schedule", "step", "--no-progress", "--prefetch", "0"]    # step: runs are extended with --epochs
 TOLERANCE = 1e-6        # max |w_1 - w_2| over all weights after 6-12 steps; measured: ~6e-8
 
 

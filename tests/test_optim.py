@@ -1,10 +1,12 @@
 """SGD against the paper's formula and torch.optim.SGD; parameter groups; state dicts; schedules."""
+import math
+
 import numpy as np
 import pytest
 
 from minialex import nn
 from minialex.models import alexnet
-from minialex.optim import SGD, ConstantLR, ReduceLROnPlateau, StepLR, caffe_param_groups
+from minialex.optim import SGD, ConstantLR, CosineAnnealingLR, ReduceLROnPlateau, StepLR, caffe_param_groups
 
 
 def make_params(seed=0):
@@ -174,3 +176,34 @@ def test_constant_lr():
     sched = ConstantLR(opt)
     sched.step(0.9)
     assert lrs(opt) == [0.3]
+
+
+def test_cosine_lr_is_the_closed_form_keeps_group_ratios_and_stays_at_zero_past_t_max():
+    a, b = make_params()
+    opt = SGD([{"params": [a]}, {"params": [b], "lr": 0.2}], 0.1)
+    sched = CosineAnnealingLR(opt, T_max=4)
+    seen = []
+    for _ in range(6):
+        seen.append(lrs(opt))
+        sched.step()
+    factors = [(1 + math.cos(math.pi * min(t, 4) / 4)) / 2 for t in range(6)]
+    np.testing.assert_allclose(seen, [[0.1 * f, 0.2 * f] for f in factors], rtol=1e-12, atol=1e-15)
+    assert seen[4] == [0.0, 0.0] and seen[5] == [0.0, 0.0]
+    state = sched.state_dict()
+    assert state == {"base_lrs": [0.1, 0.2], "T_max": 4, "epochs_done": 6, "scale": 0.0}
+    with pytest.raises(ValueError, match="T_max must be a positive int"):
+        CosineAnnealingLR(opt, 0)
+
+
+def test_cosine_lr_matches_torch():
+    torch = pytest.importorskip("torch")
+    w = torch.zeros(3, requires_grad=True)
+    topt = torch.optim.SGD([w], lr=0.01)
+    tsched = torch.optim.lr_scheduler.CosineAnnealingLR(topt, T_max=8)
+    opt = SGD(make_params(), 0.01)
+    sched = CosineAnnealingLR(opt, T_max=8)
+    for _ in range(8):
+        assert lrs(opt)[0] == pytest.approx(topt.param_groups[0]["lr"], rel=1e-12, abs=1e-15)
+        topt.step()
+        tsched.step()
+        sched.step()

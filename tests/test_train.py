@@ -21,8 +21,9 @@ def one_blas_thread():
 
 
 def tiny(tmp_path, name="run", **kw):
-    """A few batches of 16 digits: seconds, not minutes."""
-    settings = dict(batch_size=16, epochs=2, max_batches=3, prefetch=0, out=str(tmp_path / name))
+    """A few batches of 16 digits: seconds, not minutes. The step schedule (not the default cosine): many
+    tests extend a run with --epochs on resume, which keeps a step schedule exact and restarts a cosine one."""
+    settings = dict(batch_size=16, epochs=2, max_batches=3, prefetch=0, schedule="step", out=str(tmp_path / name))
     settings.update(kw)
     return TrainConfig(**settings)
 
@@ -385,6 +386,30 @@ def test_resume_with_a_new_schedule_starts_it_from_the_current_lr(tmp_path):
     faster = Trainer.resume(tmp_path / "run", epochs=5, lr=0.1, progress=False)
     assert [g["lr"] for g in faster.optimizer.param_groups] == [0.1, 0.2]
     assert [c["setting"] for c in faster.config.changes] == ["schedule", "lr"]
+
+
+def test_a_cosine_run_interrupted_mid_epoch_resumes_exactly(tmp_path):
+    straight = Trainer(tiny(tmp_path, "straight", schedule="cosine", epochs=3), progress=False)
+    straight.fit()
+    assert [r["lr"] for r in straight.history] == pytest.approx([0.01, 0.0075, 0.0025])   # (1 + cos(pi e / 3)) / 2
+    interrupted = CtrlCAt(tiny(tmp_path, "split", schedule="cosine", epochs=3), progress=False)
+    assert interrupted.fit() == "interrupted"
+    resumed = Trainer.resume(tmp_path / "split", progress=False)
+    assert resumed.fit() == "finished"
+    assert_same_weights(weights(straight), weights(resumed))
+    assert [r["lr"] for r in resumed.history] == [r["lr"] for r in straight.history]
+
+
+def test_more_epochs_for_a_cosine_run_start_a_new_cosine_from_the_lr_given(tmp_path, capsys):
+    Trainer(tiny(tmp_path, schedule="cosine", epochs=2), progress=False).fit()
+    with pytest.raises(ConfigError, match="its cosine schedule has brought the lr to 0; .* --lr LR"):
+        Trainer.resume(tmp_path / "run", epochs=4)
+    capsys.readouterr()
+    resumed = Trainer.resume(tmp_path / "run", epochs=4, lr=0.004, progress=False)
+    assert "--epochs 4 (was 2)" in capsys.readouterr().out
+    resumed.fit()
+    assert [r["lr"] for r in resumed.history] == pytest.approx([0.01, 0.005, 0.004, 0.002])
+    assert {c["setting"] for c in resumed.config.changes} == {"epochs", "lr"}
 
 
 def test_resume_removes_stale_temp_files_of_the_run(tmp_path, capsys):

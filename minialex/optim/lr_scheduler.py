@@ -3,10 +3,14 @@
 * :class:`StepLR`: lr = initial_lr * gamma ** (epoch // step_size): Caffe's "step" policy.
 * :class:`ReduceLROnPlateau`: the paper's rule (Sec. 5): "divide the learning rate by 10 when the
   validation error rate stopped improving with the current learning rate", three times in all.
+* :class:`CosineAnnealingLR`: lr = initial_lr * (1 + cos(pi * epoch / T_max)) / 2, from initial_lr down to
+  0 over T_max epochs (Loshchilov & Hutter, "SGDR", ICLR 2017, without the restarts; PyTorch's with
+  eta_min = 0).
 
 Both scale every parameter group's lr by the same factor, so ratios between groups (Caffe's biases at
 2 x lr) are kept. ``state_dict()`` is plain JSON-able data, for checkpoints.
 """
+import math
 
 
 class _Scheduler:
@@ -92,6 +96,29 @@ class ReduceLROnPlateau(_Scheduler):
             return
         self.reductions += 1
         self.scale *= self.factor
+        self._set_scale(self.scale)
+
+
+class CosineAnnealingLR(_Scheduler):
+    """lr = initial_lr * (1 + cos(pi * t / T_max)) / 2 after t epochs; ``step()`` at the end of each epoch.
+
+    Epoch t = 0 trains at initial_lr, the last one (t = T_max - 1) at initial_lr * (1 - cos(pi / T_max)) / 2;
+    past T_max the lr stays at 0.
+    """
+
+    def __init__(self, optimizer, T_max):
+        if not isinstance(T_max, int) or T_max < 1:
+            raise ValueError(f"CosineAnnealingLR: T_max must be a positive int, got {T_max!r}")
+        super().__init__(optimizer)
+        self.T_max = T_max
+        self.epochs_done = 0
+        self.scale = 1.0
+
+    def step(self, metric=None):
+        """End of an epoch (``metric`` is ignored, as by StepLR)."""
+        self.epochs_done += 1
+        t = min(self.epochs_done, self.T_max)
+        self.scale = 0.5 * (1.0 + math.cos(math.pi * t / self.T_max))
         self._set_scale(self.scale)
 
 

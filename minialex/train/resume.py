@@ -2,7 +2,8 @@
 
 A resume keeps the checkpoint's settings. It may change what does not alter the maths
 (``RESUME_SAFE``) freely, and, explicitly, the learning rate, the schedule and --max-batches
-(``RESUME_RECORDED``): the run is then no longer bit-exact to an uninterrupted one, which one line
+(``RESUME_RECORDED``, and --epochs under the cosine schedule): the run is then no longer bit-exact to an
+uninterrupted one, which one line
 says, and each change (epoch, batch, old and new value) is added to the settings' ``changes`` list.
 Any other setting that differs is an error.
 """
@@ -15,6 +16,13 @@ SCHEDULE_SETTINGS = ("lr", "schedule", "step_size", "gamma", "patience")
 # A resume may change these: they do not alter the maths (out: where the run is written).
 RESUME_SAFE = {"epochs", "device", "log_interval", "prefetch", "out", "data_path"}
 RESUME_RECORDED = set(SCHEDULE_SETTINGS) | {"max_batches"}       # allowed, but the run is no longer exact
+
+
+def schedule_settings(schedule):
+    """The settings that shape the lr schedule: SCHEDULE_SETTINGS, and --epochs under the cosine schedule,
+    which runs over the run's epochs: changing them on resume starts a new cosine from the current lr
+    over the epochs left, recorded like a change of --lr."""
+    return SCHEDULE_SETTINGS + (("epochs",) if schedule == "cosine" else ())
 
 
 def resumed_settings(meta, path, overrides):
@@ -33,7 +41,8 @@ def resumed_settings(meta, path, overrides):
                                   f"{settings.get(name)}: a resumed run keeps its settings (start a new run "
                                   f"to change it)")
             continue
-        if name in RESUME_RECORDED and value != settings.get(name):
+        recorded = RESUME_RECORDED | set(schedule_settings(overrides.get("schedule") or settings.get("schedule")))
+        if name in recorded and value != settings.get(name):
             changes.append({"epoch": meta["epoch"], "batch": meta["batch"], "setting": name,
                             "from": settings.get(name), "to": value})
         settings[name] = value

@@ -50,13 +50,13 @@ from .. import functional as F
 from ..data import DataLoader
 from ..distributed import Communicator, DataParallel, allreduce_sums
 from ..models import alexnet
-from ..optim import SGD, ConstantLR, ReduceLROnPlateau, StepLR, caffe_param_groups
+from ..optim import SGD, ConstantLR, CosineAnnealingLR, ReduceLROnPlateau, StepLR, caffe_param_groups
 from ..tensor import Tensor, no_grad
 from .checkpoint import CheckpointError, load_checkpoint, remove_stale_temp_files, save_checkpoint
 from .console import progress_bar, write_line
 from .interrupt import stop_on_sigint
 from .config import ConfigError, TrainConfig
-from .resume import SCHEDULE_SETTINGS, change_note, differences, resumed_settings
+from .resume import change_note, differences, resumed_settings, schedule_settings
 from .data import build_datasets
 from .metrics import ErrorMeter, format_epoch, write_metrics
 from .plots import describe_change, save_curves, save_filter_grid
@@ -81,10 +81,13 @@ def build_optimizer(config, model):
     return optimizer, build_scheduler(config, optimizer)
 
 
-def build_scheduler(config, optimizer):
-    """The lr schedule of ``config`` over ``optimizer``'s groups, from their ``initial_lr`` (else ``lr``)."""
+def build_scheduler(config, optimizer, start_epoch=0):
+    """The lr schedule of ``config`` over ``optimizer``'s groups, from their ``initial_lr`` (else ``lr``),
+    for the epochs from ``start_epoch`` (a schedule changed on resume) to ``config.epochs``."""
     if config.schedule == "step":
         scheduler = StepLR(optimizer, config.step_size, config.gamma)
+    elif config.schedule == "cosine":
+        scheduler = CosineAnnealingLR(optimizer, max(1, config.epochs - start_epoch))
     elif config.schedule == "plateau":
         scheduler = ReduceLROnPlateau(optimizer, factor=config.gamma, patience=config.patience)
     else:
@@ -203,7 +206,9 @@ class Trainer:
         saved = meta["train"]
         try:
             self.optimizer.load_state_dict(ckpt["optimizer"])
-            if all(saved.get(name) == getattr(self.config, name) for name in SCHEDULE_SETTINGS):
+            changed = [name for name in schedule_settings(self.config.schedule)
+                       if saved.get(name) != getattr(self.config, name)]
+            if not changed:
                 self.scheduler.load_state_dict(meta["scheduler"])
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{ckpt['path']}: its optimiser or schedule state does not fit this run "
@@ -211,10 +216,13 @@ class Trainer:
         if saved.get("lr") != self.config.lr:            # --lr on resume: the lr from here on
             for group, lr in zip(self.optimizer.param_groups, new_lrs):
                 group["lr"] = group["initial_lr"] = lr
-        if any(saved.get(name) != getattr(self.config, name) for name in SCHEDULE_SETTINGS):
+        if changed and not any(group["lr"] > 0 for group in self.optimizer.param_groups):
+            raise ConfigError(f"{ckpt['path']}: its {saved.get('schedule')} schedule has brought the lr to 0; to "
+                              f"train it further give the lr to start again from: --lr LR")
+        if changed:
             for group in self.optimizer.param_groups:    # the (new) schedule starts from the current lr
                 group["initial_lr"] = group["lr"]
-            self.scheduler = build_scheduler(self.config, self.optimizer)
+            self.scheduler = build_scheduler(self.config, self.optimizer, start_epoch=meta["epoch"])
         self._saved_settings = saved
         self.epoch, self.batch = meta["epoch"], meta["batch"]
         self.partial = meta["partial"]
