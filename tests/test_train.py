@@ -412,6 +412,20 @@ def test_more_epochs_for_a_cosine_run_start_a_new_cosine_from_the_lr_given(tmp_p
     assert {c["setting"] for c in resumed.config.changes} == {"epochs", "lr"}
 
 
+def test_a_resume_on_another_number_of_threads_says_it_is_not_exact(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MINIALEX_NUM_THREADS", "2")
+    with blas_threads(1):
+        Trainer(tiny(tmp_path, epochs=1), progress=False).fit()
+        assert load_checkpoint(tmp_path / "run")["meta"]["threads"] == {"minialex": 2, "blas": 1}
+        capsys.readouterr()
+        Trainer.resume(tmp_path / "run", epochs=2, progress=False).fit()
+        assert "note:" not in capsys.readouterr().out                   # the same threads: exact, nothing to say
+        monkeypatch.setenv("MINIALEX_NUM_THREADS", "1")
+        Trainer.resume(tmp_path / "run", epochs=3, progress=False).fit()
+    assert ("note: the run was trained with 2 threads and 1 BLAS thread(s), this process has 1 and 1: the ops "
+            "cut their work by the thread count") in capsys.readouterr().out
+
+
 def test_resume_removes_stale_temp_files_of_the_run(tmp_path, capsys):
     Trainer(tiny(tmp_path, epochs=1), progress=False).fit()
     stale = tmp_path / "run" / ".checkpoint.npz.k9x2_abc.tmp"

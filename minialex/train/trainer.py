@@ -47,10 +47,12 @@ import numpy as np
 
 from .. import __version__, backend, keyed_random
 from .. import functional as F
+from ..blas_threads import get_blas_threads
 from ..data import DataLoader
 from ..distributed import Communicator, DataParallel, allreduce_sums
 from ..models import alexnet
 from ..optim import SGD, ConstantLR, CosineAnnealingLR, ReduceLROnPlateau, StepLR, caffe_param_groups
+from ..parallel import num_threads
 from ..tensor import Tensor, no_grad
 from .checkpoint import CheckpointError, load_checkpoint, remove_stale_temp_files, save_checkpoint
 from .console import progress_bar, write_line
@@ -64,6 +66,11 @@ from .plots import describe_change, save_curves, save_filter_grid
 CHECKPOINT = "checkpoint.npz"
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the message says where and which checkpoint is kept."""
+
+
+def _threads_in_use():
+    """The thread counts that decide how the ops cut their work, and so the float32 rounding of a run."""
+    return {"minialex": num_threads(), "blas": get_blas_threads()}
 
 
 def build_model(config, spec, num_classes):
@@ -224,6 +231,7 @@ class Trainer:
                 group["initial_lr"] = group["lr"]
             self.scheduler = build_scheduler(self.config, self.optimizer, start_epoch=meta["epoch"])
         self._saved_settings = saved
+        self._saved_threads = meta.get("threads")
         self.epoch, self.batch = meta["epoch"], meta["batch"]
         self.partial = meta["partial"]
         self.history = meta["history"]
@@ -241,6 +249,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "rng": backend.get_rng_state(),
             "ranks": self.comm.size,
+            "threads": _threads_in_use(),
         }
 
     def save(self):
@@ -411,6 +420,13 @@ class Trainer:
             limit = (f" (--max-batches {config.max_batches} is the run's: --max-batches N changes it, "
                      f"--max-batches 0 lifts it)" if config.max_batches is not None else "")
             self.say(f"resuming at epoch {self.epoch + 1}, batch {self.batch + 1}{limit}")
+            saved_threads, now = getattr(self, "_saved_threads", None), _threads_in_use()
+            if isinstance(saved_threads, dict) and saved_threads != now:     # (a hostile value: just different)
+                self.say(f"note: the run was trained with {saved_threads.get('minialex')} threads and "
+                         f"{saved_threads.get('blas')} BLAS thread(s), this process has {now['minialex']} and "
+                         f"{now['blas']}: the ops cut their work by the thread count, so the rest of the run rounds "
+                         f"differently from an uninterrupted one (MINIALEX_NUM_THREADS and --threads as before "
+                         f"continue it exactly)")
         bar_disable = None if self.progress is None else not self.progress
         epochs_bar = progress_bar(total=config.epochs, initial=self.epoch, desc="epochs", unit="epoch",
                                disable=bar_disable)
