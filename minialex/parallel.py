@@ -1,4 +1,4 @@
-"""Use every core for NumPy's memory-bound work.
+"""Use every core for NumPy's memory-bound work, and for matrix products when BLAS has one thread.
 
 NumPy's elementwise operations run on one core, but they release the GIL, so a few Python
 threads working on separate pieces of an array run truly in parallel. Pieces of about a
@@ -13,6 +13,11 @@ other cores are busy with other programs, a worker thread may not get a core for
 then the caller has done its pieces and the worker's, and the worker's unstarted task is cancelled
 instead of waited for. (Before, the caller handed every piece to the pool and slept: on the shared
 2-core machine under load, a third of the mini net's training step went to waiting for workers.)
+
+Matrix products release the GIL too. With one BLAS thread (``minialex train`` on the CPU sets it)
+``product_threads`` says how many may run side by side: convolution then runs its batch in one piece
+per thread, im2col and all (``images_per_piece``), and a large fc layer its output features. A
+parallel call made inside such a piece runs serially in the piece's thread.
 
 ``MINIALEX_NUM_THREADS`` sets the number of threads (default: the CPUs this process may use).
 """

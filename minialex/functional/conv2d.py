@@ -18,7 +18,7 @@ As matrices, with K = Cg*kH*kW and L = OH*OW, for each image n and group g:
 The cols layout (N, groups, K, L) makes Y come out directly in NCHW order: no transpose
 after the product. The plain nested-loop version is ``minialex.reference.conv2d``.
 
-Two faster routes, each tested against that reference and against im2col, chosen per call by
+Three faster routes, each tested against that reference and against im2col, chosen per call by
 ``conv_algorithm`` (``algorithms.py``: "auto" takes them where they pay):
   * 3x3 stride-1 layers (AlexNet's conv3..conv5) take Winograd's F(2x2, 3x3), 2.25x fewer
     multiplications: ``winograd.py`` (Lavin & Gray 2016), forward and weight gradient;
