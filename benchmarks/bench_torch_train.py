@@ -85,7 +85,9 @@ def main(argv=None):
         model.train()
         train_loader.set_epoch(epoch)
         loss_sum, count = 0.0, 0
-        for x, y in train_loader:
+        for b, (x, y) in enumerate(train_loader):
+            if config.max_batches is not None and b >= config.max_batches:    # as the trainer's --max-batches
+                break
             x, y = torch.from_numpy(x), torch.from_numpy(np.asarray(y, dtype=np.int64))
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(model(x), y)
@@ -97,7 +99,9 @@ def main(argv=None):
         test_loader.set_epoch(0)
         wrong = total = 0
         with torch.no_grad():
-            for x, y in test_loader:
+            for b, (x, y) in enumerate(test_loader):
+                if config.max_batches is not None and b >= config.max_batches:
+                    break
                 pred = model(torch.from_numpy(x)).argmax(1).numpy()
                 wrong += int((pred != np.asarray(y)).sum())
                 total += len(y)

@@ -3,13 +3,17 @@
     python benchmarks/bench_train.py                  # the default run (no flags)
     python benchmarks/bench_train.py -- --epochs 12   # flags after -- go to `minialex train`
     python benchmarks/bench_train.py --torch          # then PyTorch doing the same job (bench_torch_train.py)
+    python benchmarks/bench_train.py --torch --rounds 2   # minialex, PyTorch, minialex, PyTorch
 
 Runs the command in a fresh process in a temporary run directory, measures its wall time, and
 reads the run's metrics.jsonl: per-epoch train loss, test error and seconds, then the final
 top-1 accuracy on the 1,000 held-out digits. With --torch it then runs benchmarks/bench_torch_train.py
 on the run's config.json in a fresh process (same recipe, data and starting weights, PyTorch with 2
-threads) and prints both wall times and their ratio. Prints a Markdown block for benchmarks/RESULTS.md.
+threads) and prints both wall times and their ratio. With --rounds N the pair runs N times in turn
+(the host's load changes between jobs of two minutes; turns let both meet it), and a table gives
+each round's walls and ratio and their range. Prints a Markdown block for benchmarks/RESULTS.md.
 """
+import argparse
 import json
 import os
 import platform
@@ -21,52 +25,90 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def parse_args(argv):
+    ours = argv[:argv.index("--")] if "--" in argv else argv
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog="flags after -- go to `minialex train`")
+    p.add_argument("--torch", action="store_true", help="then PyTorch doing the same job (bench_torch_train.py)")
+    p.add_argument("--rounds", type=int, default=1, help="run the job (and PyTorch's) this many times in turn")
+    args = p.parse_args(ours)
+    if args.rounds < 1:
+        p.error(f"--rounds must be >= 1, got {args.rounds}")
+    args.extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    return args
+
+
+def run_ours(tmp, extra, name):
+    """`minialex train` in a fresh process: (wall seconds, per-epoch records)."""
+    out = os.path.join(tmp, name)
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cmd = [sys.executable, "-m", "minialex", "train", "--out", out, "--no-progress", *extra]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, env=env, cwd=tmp)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        sys.exit(f"bench_train: `minialex train` failed with status {done.returncode}")
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        return wall, [json.loads(line) for line in f if line.strip()]
+
+
+def run_torch(tmp, run_dir, name):
+    """bench_torch_train.py on a run's config.json in a fresh process: (wall seconds, per-epoch records)."""
+    records = os.path.join(tmp, f"{name}.jsonl")
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "bench_torch_train.py"), run_dir,
+                           "--threads", "2", "--json", records], cwd=tmp)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        sys.exit(f"bench_train: bench_torch_train.py failed with status {done.returncode}")
+    with open(records) as f:
+        return wall, [json.loads(line) for line in f if line.strip()]
+
+
+def epoch_table(epochs, who=""):
+    lines = [f"| epoch | {who}train loss | {who}test top-1 error | seconds |", "|---|---|---|---|"]
+    return lines + [f"| {e['epoch']} | {e['train_loss']:.4f} | {100 * e['test_top1_error']:.2f}% | {e['seconds']:.1f} |"
+                    for e in epochs]
+
+
+def accuracy(epochs):
+    return 100 * (1 - epochs[-1]["test_top1_error"])
+
+
 def main(argv):
-    extra = argv[argv.index("--") + 1:] if "--" in argv else []
-    ours_argv = argv[:argv.index("--")] if "--" in argv else argv
-    with_torch = "--torch" in ours_argv
+    args = parse_args(argv)
+    rounds = []                                            # (ours wall, ours epochs, torch wall, torch epochs)
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "run")
-        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        cmd = [sys.executable, "-m", "minialex", "train", "--out", out, "--no-progress", *extra]
-        t0 = time.perf_counter()
-        done = subprocess.run(cmd, env=env, cwd=tmp)
-        wall = time.perf_counter() - t0
-        if done.returncode != 0:
-            sys.exit(f"bench_train: `minialex train` failed with status {done.returncode}")
-        with open(os.path.join(out, "metrics.jsonl")) as f:
-            epochs = [json.loads(line) for line in f if line.strip()]
-        if with_torch:
-            records = os.path.join(tmp, "torch.jsonl")
-            t0 = time.perf_counter()
-            done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "bench_torch_train.py"), out,
-                                   "--threads", "2", "--json", records], cwd=tmp)
-            torch_wall = time.perf_counter() - t0
-            if done.returncode != 0:
-                sys.exit(f"bench_train: bench_torch_train.py failed with status {done.returncode}")
-            with open(records) as f:
-                torch_epochs = [json.loads(line) for line in f if line.strip()]
-    shown = "python -m minialex train" + "".join(f" {a}" for a in extra)
-    final = epochs[-1]
+        for r in range(args.rounds):
+            wall, epochs = run_ours(tmp, args.extra, f"run{r}")
+            torch_wall, torch_epochs = run_torch(tmp, os.path.join(tmp, f"run{r}"), f"torch{r}") if args.torch \
+                else (None, None)
+            rounds.append((wall, epochs, torch_wall, torch_epochs))
+    shown = "python -m minialex train" + "".join(f" {a}" for a in args.extra)
+    wall, epochs, torch_wall, torch_epochs = rounds[-1]
+    flags = (" --torch" if args.torch else "") + (f" --rounds {args.rounds}" if args.rounds > 1 else "")
     lines = [f"### `{shown}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", "",
              f"- machine: {platform.machine()}, {os.cpu_count()} logical CPUs; python {platform.python_version()}; "
-             f"measured by `python benchmarks/bench_train.py{' -- ' + ' '.join(extra) if extra else ''}`",
+             f"measured by `python benchmarks/bench_train.py{flags}{' -- ' + ' '.join(args.extra) if args.extra else ''}`",
              f"- wall time of the whole command (start-up, {len(epochs)} epochs, evaluation, pictures): "
-             f"**{wall:.0f} s** ({wall / 60:.1f} min)",
-             f"- final test top-1 accuracy on the 1,000 held-out digits: **{100 * (1 - final['test_top1_error']):.1f}%** "
-             f"(error {100 * final['test_top1_error']:.2f}%)", "",
-             "| epoch | train loss | test top-1 error | seconds |", "|---|---|---|---|"]
-    lines += [f"| {e['epoch']} | {e['train_loss']:.4f} | {100 * e['test_top1_error']:.2f}% | {e['seconds']:.1f} |"
-              for e in epochs]
-    if with_torch:
-        torch_final = torch_epochs[-1]
+             f"**{wall:.0f} s** ({wall / 60:.1f} min)" + (" (the last round)" if args.rounds > 1 else ""),
+             f"- final test top-1 accuracy on the 1,000 held-out digits: **{accuracy(epochs):.1f}%** "
+             f"(error {100 * epochs[-1]['test_top1_error']:.2f}%)", ""]
+    lines += epoch_table(epochs)
+    if args.torch:
         lines += ["", f"- PyTorch doing the same job (`benchmarks/bench_torch_train.py`, 2 threads, started after "
-                      f"minialex's run): **{torch_wall:.0f} s**, final accuracy "
-                      f"**{100 * (1 - torch_final['test_top1_error']):.1f}%**; minialex's speed over PyTorch's: "
-                      f"**{torch_wall / wall:.2f}x**", "",
-                  "| epoch | PyTorch train loss | PyTorch test top-1 error | seconds |", "|---|---|---|---|"]
-        lines += [f"| {e['epoch']} | {e['train_loss']:.4f} | {100 * e['test_top1_error']:.2f}% | {e['seconds']:.1f} |"
-                  for e in torch_epochs]
+                      f"minialex's run): **{torch_wall:.0f} s**, final accuracy **{accuracy(torch_epochs):.1f}%**; "
+                      f"minialex's speed over PyTorch's: **{torch_wall / wall:.2f}x**", ""]
+        lines += epoch_table(torch_epochs, "PyTorch ")
+    if args.rounds > 1:
+        lines += ["", "| round | minialex s | accuracy | " + ("PyTorch s | accuracy | minialex's speed over PyTorch's |"
+                                                             if args.torch else ""),
+                  "|---|---|---|" + ("---|---|---|" if args.torch else "")]
+        for r, (w, e, tw, te) in enumerate(rounds, 1):
+            lines.append(f"| {r} | {w:.0f} | {accuracy(e):.1f}% | " +
+                         (f"{tw:.0f} | {accuracy(te):.1f}% | {tw / w:.2f}x |" if args.torch else ""))
+        if args.torch:
+            ratios = sorted(tw / w for w, _, tw, _ in rounds)
+            lines += ["", f"- minialex's speed over PyTorch's, {args.rounds} rounds: {ratios[0]:.2f}-{ratios[-1]:.2f}x"]
     print("\n".join(lines))
 
 
