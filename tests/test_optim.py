@@ -207,3 +207,18 @@ def test_cosine_lr_matches_torch():
         topt.step()
         tsched.step()
         sched.step()
+
+
+@pytest.mark.parametrize("key,value", [("T_max", "4"), ("T_max", 0), ("epochs_done", -1), ("epochs_done", True),
+                                       ("scale", float("nan")), ("base_lrs", ["0.1"])])
+def test_a_hostile_schedule_state_is_refused_before_anything_is_set(key, value):
+    opt = SGD(make_params(), 0.1)
+    sched = CosineAnnealingLR(opt, T_max=4)
+    sched.step()
+    state = dict(sched.state_dict(), **{key: value})
+    with pytest.raises(ValueError, match=f"{key} = .* does not fit"):
+        sched.load_state_dict(state)
+    assert sched.state_dict()["T_max"] == 4 and sched.epochs_done == 1
+    fresh = CosineAnnealingLR(SGD(make_params(), 0.1), T_max=9)
+    fresh.load_state_dict(sched.state_dict())                    # a real state still loads
+    assert (fresh.T_max, fresh.epochs_done) == (4, 1)

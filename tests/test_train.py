@@ -502,6 +502,7 @@ def test_weights_of_another_variant_name_every_mismatched_layer(tmp_path, finish
     (lambda m: m["train"].update(lr="fast"), ConfigError, r"--lr must be a number, got 'fast'"),
     (lambda m: m["train"].update(tempo=3), ConfigError, r"unknown settings \['tempo'\]"),
     (lambda m: m["scheduler"].update(scale="x", nonsense=1), CheckpointError, r"schedule state does not fit"),
+    (lambda m: m["scheduler"].update(step_size="2"), CheckpointError, r"schedule state does not fit .*step_size = '2'"),
 ])
 def test_hand_edited_training_state_is_one_clear_error_on_resume(tmp_path, finished_run, edit, error, message):
     (tmp_path / "run").mkdir()

@@ -14,6 +14,8 @@ import math
 
 
 class _Scheduler:
+    PERIODS = ("step_size", "T_max")      # epoch counts that divide: at least 1 in a loaded state
+
     def __init__(self, optimizer):
         self.optimizer = optimizer
         for group in optimizer.param_groups:
@@ -31,11 +33,31 @@ class _Scheduler:
         return {k: v for k, v in vars(self).items() if k != "optimizer"}
 
     def load_state_dict(self, state):
+        """Restore ``state_dict()``'s values; ValueError for an unknown key or a value of the wrong kind
+        (a count that is not an int >= 0, a rate that is not a number, a period < 1), before any is set."""
+        name = type(self).__name__
         for k, v in state.items():
             if k not in vars(self):
-                raise ValueError(f"{type(self).__name__}.load_state_dict: unknown key {k!r}")
+                raise ValueError(f"{name}.load_state_dict: unknown key {k!r}")
+            if not _same_kind(getattr(self, k), v) or (k in self.PERIODS and v < 1):
+                raise ValueError(f"{name}.load_state_dict: {k} = {v!r} does not fit (it is {getattr(self, k)!r} now)")
+        for k, v in state.items():
             setattr(self, k, list(v) if isinstance(v, list) else v)
         self._set_scale(self.scale)
+
+
+def _same_kind(current, value):
+    """Whether a loaded ``value`` may replace ``current``: an int by an int >= 0, a number by a number,
+    None (not set yet) by None or a number, a list by a list of numbers."""
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if current is None:
+        return value is None or number(value)
+    if isinstance(current, list):
+        return isinstance(value, list) and all(number(v) for v in value)
+    if isinstance(current, int) and not isinstance(current, bool):
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return number(value)
 
 
 class StepLR(_Scheduler):
