@@ -19,6 +19,7 @@ import contextvars
 import os
 
 from .. import backend
+from ..shapes import conv_output_size
 from . import winograd
 
 CONV_ALGORITHMS = ("auto", "im2col", "winograd")
@@ -95,8 +96,7 @@ def use_side_by_side(x, w_shape, stride, padding, algorithm):
     """Whether ``algorithm`` runs the im2col products of input x (N, C, H, W) with the images side by side."""
     if algorithm != "auto" or backend.xp_of(x).__name__ != "numpy":
         return False
-    OH = (x.shape[2] + 2 * padding[0] - w_shape[2]) // stride[0] + 1
-    OW = (x.shape[3] + 2 * padding[1] - w_shape[3]) // stride[1] + 1
+    OH, OW = (conv_output_size(*a) for a in zip(x.shape[2:], w_shape[2:], stride, padding))
     return OH * OW < SIDE_BY_SIDE_MAX_OUTPUTS
 
 

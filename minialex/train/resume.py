@@ -30,6 +30,7 @@ def resumed_settings(meta, path, overrides):
     ``path``, after ``overrides`` (flag name -> value; None: not given; max_batches 0: no limit)."""
     settings = dict(check_train_meta(meta, path))
     changes = []
+    recorded = RESUME_RECORDED | set(schedule_settings(overrides.get("schedule") or settings.get("schedule")))
     for name, value in overrides.items():
         if value is None:
             continue
@@ -41,7 +42,6 @@ def resumed_settings(meta, path, overrides):
                                   f"{settings.get(name)}: a resumed run keeps its settings (start a new run "
                                   f"to change it)")
             continue
-        recorded = RESUME_RECORDED | set(schedule_settings(overrides.get("schedule") or settings.get("schedule")))
         if name in recorded and value != settings.get(name):
             changes.append({"epoch": meta["epoch"], "batch": meta["batch"], "setting": name,
                             "from": settings.get(name), "to": value})
