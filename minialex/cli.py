@@ -25,7 +25,7 @@ import sys
 from .functional.algorithms import CONV_ALGORITHMS as ALGORITHMS, current_algorithm
 from .models import VARIANTS
 from .models.alexnet import INITS
-from .train.config import DATASETS, PARAM_GROUPS, SCHEDULES, TrainConfig
+from .train.config import DATASETS, FINAL_TESTS, PARAM_GROUPS, SCHEDULES, TrainConfig
 
 DEFAULTS = TrainConfig()   # the defaults, shown in --help
 
@@ -161,6 +161,11 @@ def _add_train(sub):
                         "im2col elsewhere), im2col (the textbook path everywhere), winograd (wherever it "
                         "applies); the run records it, as its float32 rounding differs "
                         "[default: $MINIALEX_CONV_ALGORITHM, else auto]")
+    g.add_argument("--final-test", choices=FINAL_TESTS, default=None,
+                   help="the test after the last epoch, beside the per-epoch single-view one: five-crop averages "
+                        "the softmax over the paper's 4 corner and centre crops of the padded image, ten-crop "
+                        "adds their mirrors, single skips it; auto: five-crop on the digits, single elsewhere "
+                        f"[default: {DEFAULTS.final_test}]")
     _add_threads(g)
     p.set_defaults(func=cmd_train)
 
@@ -179,9 +184,13 @@ def _add_eval(sub):
                        description="Evaluate a checkpoint on its dataset's test split.")
     _add_checkpoint(p)
     _add_data_path(p)
-    p.add_argument("--ten-crop", action="store_true",
-                   help="average the softmax over the paper's 10 views (4 corners + centre, and mirrors; "
-                        "mirrors do not suit digits)")
+    views = p.add_mutually_exclusive_group()
+    views.add_argument("--five-crop", dest="views", action="store_const", const="five-crop", default="single",
+                       help="average the softmax over the paper's 5 crops of the padded or resized image "
+                            "(4 corners + centre; the digits' multi-view test, what `train` reports last)")
+    views.add_argument("--ten-crop", dest="views", action="store_const", const="ten-crop",
+                       help="average the softmax over the paper's 10 views (the 5 crops and their mirrors; "
+                            "mirrors do not suit digits)")
     p.add_argument("--batch-size", type=_positive_int, default=100, metavar="N", help="images per batch")
     p.add_argument("--max-batches", type=_positive_int, default=None, metavar="N",
                    help="evaluate only the first N batches (a quick check; the line says how many images)")
@@ -318,12 +327,12 @@ def cmd_eval(args):
     model, meta = load_model(args.checkpoint, args.device)
     spec = meta["data"]["spec"]
     data_path = args.data_path or meta.get("train", {}).get("data_path")
-    test = open_test_set(spec, data_path, ten_crop=args.ten_crop)
+    test = open_test_set(spec, data_path, views=args.views)
     if list(test.classes) != meta["data"]["classes"]:
         raise UsageError(f"the dataset's classes {list(test.classes)[:5]}... do not match the checkpoint's "
                          f"{meta['data']['classes'][:5]}...")
     n, top1, top5 = evaluate_errors(model, test, args.device, args.batch_size, args.max_batches)
-    view = "10-crop" if args.ten_crop else "single view"
+    view = {"single": "single view", "five-crop": "5-crop", "ten-crop": "10-crop"}[args.views]
     line = f"{spec['dataset']} test split, {n} images, {view}: top-1 error {100 * top1:.2f}%"
     if len(test.classes) > 5:
         line += f", top-5 error {100 * top5:.2f}%"

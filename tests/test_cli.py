@@ -83,6 +83,11 @@ def test_tiny_train_then_eval_and_predict(tmp_path):
     evaluated = run("eval", "--checkpoint", str(out))
     assert evaluated.returncode == 0, evaluated.stderr
     assert "1000 images" in evaluated.stdout and "top-1 error" in evaluated.stdout
+    assert "final test (5 crops averaged" in result.stdout
+    five = run("eval", "--checkpoint", str(out), "--five-crop", "--max-batches", "2")
+    assert five.returncode == 0 and "200 images, 5-crop: top-1 error" in five.stdout, five.stderr
+    assert_one_line_error(run("eval", "--checkpoint", str(out), "--five-crop", "--ten-crop"),
+                          "--ten-crop: not allowed with argument --five-crop")
 
     from minialex.data import load_digits
     from minialex.train.plots import write_png

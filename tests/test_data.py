@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from minialex.data import (CIFAR10, BadImageError, CenterCrop, Compose, DataLoader, Dataset, DatasetError,
-                           Digits, ImageFolder, Normalize, PCAColorJitter, RandomCrop,
+                           Digits, FiveCrop, ImageFolder, Normalize, PCAColorJitter, RandomCrop,
                            RandomHorizontalFlip, TenCrop, ToFloat, UnsafePickleError,
                            compute_rgb_pca, load_digits)
 from minialex.data import digits as digits_module
@@ -288,6 +288,19 @@ def test_crops_and_flips():
         RandomCrop(7)(img, rng)
     with pytest.raises(ValueError, match=r"CenterCrop: size must be >= 1, got \(0, 0\)"):
         CenterCrop(0)
+
+
+def test_five_crop():
+    img = arange_image(h=7, w=9)
+    crops = FiveCrop((3, 4))(img)
+    assert crops.shape == (5, 3, 3, 4)
+    expected = [img[:, :3, :4], img[:, :3, 5:], img[:, 4:, :4], img[:, 4:, 5:], img[:, 2:5, 2:6]]
+    for k in range(5):
+        np.testing.assert_array_equal(crops[k], expected[k])
+    with pytest.raises(ValueError, match="FiveCrop: crop 8x4 is larger than the image 7x9"):
+        FiveCrop((8, 4))(img)
+    with pytest.raises(ValueError, match="TenCrop: size must be >= 1"):
+        TenCrop(0)
 
 
 def test_ten_crop():

@@ -70,6 +70,54 @@ def test_run_directory(tmp_path):
     assert meta["epoch"] == 2 and meta["batch"] == 0 and len(meta["history"]) == 2
 
 
+def test_the_final_test_averages_the_softmax_over_five_crops_and_is_kept_with_the_last_epoch(tmp_path, capsys):
+    """--final-test auto on the digits: after the last epoch, each test image's softmax averaged over the
+    4 corner and centre crops of the padded image, on the batches the per-epoch test uses; said in one
+    line, kept in the last record of metrics.jsonl and of the checkpoint's history."""
+    from minialex import functional as F
+    from minialex.data import DataLoader
+    from minialex.tensor import Tensor, no_grad
+    from minialex.train.data import open_test_set
+    trainer = Trainer(tiny(tmp_path, epochs=1, max_batches=30), progress=False)     # learns enough for the
+    assert trainer.config.final_test_views == "five-crop"                           # views to disagree
+    trainer.fit()
+    final = trainer.history[-1]["final_test"]
+    assert final["views"] == "five-crop"
+    wrong = total = centre_wrong = 0        # the same images, one view at a time, averaged by hand
+    views = DataLoader(open_test_set(trainer.spec, views="five-crop"), 16, shuffle=True, seed=0)
+    with no_grad():
+        for b, (x, y) in enumerate(views):
+            if b == 30:                     # --max-batches 30
+                break
+            assert x.shape == (16, 5, 1, 28, 28)
+            probs = [F.softmax(trainer.model.eval()(Tensor(x[:, v])), 1).numpy() for v in range(5)]
+            wrong += int((np.mean(probs, axis=0).argmax(1) != y).sum())
+            centre_wrong += int((probs[4].argmax(1) != y).sum())        # view 4: the centre, the single view
+            total += len(y)
+    assert final["top1_error"] == pytest.approx(wrong / total)
+    assert trainer.history[-1]["test_top1_error"] == pytest.approx(centre_wrong / total)
+    assert wrong != centre_wrong            # (so the check above tells the average from the centre view)
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["final_test"] == final
+    assert load_checkpoint(tmp_path / "run")["meta"]["history"][-1]["final_test"] == final
+    said = capsys.readouterr().out
+    assert f"final test (5 crops averaged, the paper's test)  top-1 error {100 * final['top1_error']:.2f}%" in said
+    assert f"(single view: {100 * trainer.history[-1]['test_top1_error']:.2f}%)" in said
+
+
+def test_final_test_settings(tmp_path):
+    assert TrainConfig(dataset="cifar10").final_test_views == "single"          # auto: ten test passes of photos
+    assert TrainConfig(final_test="ten-crop").final_test_views == "ten-crop"
+    trainer = Trainer(tiny(tmp_path, epochs=1, final_test="single"), progress=False)
+    trainer.fit()
+    assert "final_test" not in trainer.history[-1]
+    with pytest.raises(ConfigError, match="--final-test 'three' is not one of: auto, single, five-crop, ten-crop"):
+        TrainConfig(final_test="three").validate()
+    resumed = Trainer.resume(tmp_path / "run", progress=False, epochs=2, final_test="five-crop")   # changes no maths
+    resumed.fit()
+    assert resumed.history[-1]["final_test"]["views"] == "five-crop" and "final_test" not in resumed.history[0]
+
+
 def test_refuses_to_overwrite_a_run(tmp_path):
     Trainer(tiny(tmp_path, epochs=1), progress=False).fit()
     with pytest.raises(ConfigError, match="--resume"):

@@ -142,30 +142,41 @@ class CenterCrop:
         return img[:, top:top + h, left:left + w]  # (C, h, w)
 
 
-class TenCrop:
-    """The paper's test view: (C, H, W) -> (10, C, h, w).
+class FiveCrop:
+    """The paper's five test views: (C, H, W) -> (5, C, h, w), the four corners and the centre.
 
-    Order: top-left, top-right, bottom-left, bottom-right, centre, then the
-    same five crops mirrored left-right (Krizhevsky et al. 2012, Sec. 4.1).
-    The network's softmax outputs over the ten are averaged.
+    Order: top-left, top-right, bottom-left, bottom-right, centre (Krizhevsky et al. 2012, Sec. 4.1,
+    without the mirrors: for images trained without flips, such as the digits, where a mirrored view
+    is one the net never saw).
     """
 
     def __init__(self, size):
-        self.size = pair(size, "size", "TenCrop")  # (h, w)
+        self.size = pair(size, "size", type(self).__name__)  # (h, w)
 
     def __call__(self, img, rng=None):
         h, w = self.size
-        _check_fits(img, h, w, "TenCrop")
+        _check_fits(img, h, w, type(self).__name__)
         H, W = img.shape[1], img.shape[2]
         top, left = (H - h) // 2, (W - w) // 2
-        five = [
+        return np.stack([
             img[:, :h, :w],                        # top-left      (C, h, w)
             img[:, :h, W - w:],                    # top-right
             img[:, H - h:, :w],                    # bottom-left
             img[:, H - h:, W - w:],                # bottom-right
             img[:, top:top + h, left:left + w],    # centre
-        ]
-        crops = np.stack(five)                     # (5, C, h, w)
+        ])                                         # (5, C, h, w)
+
+
+class TenCrop(FiveCrop):
+    """The paper's test view: (C, H, W) -> (10, C, h, w).
+
+    Order: the five crops of :class:`FiveCrop` (top-left, top-right, bottom-left, bottom-right,
+    centre), then the same five mirrored left-right (Krizhevsky et al. 2012, Sec. 4.1).
+    The network's softmax outputs over the ten are averaged.
+    """
+
+    def __call__(self, img, rng=None):
+        crops = super().__call__(img)              # (5, C, h, w)
         mirrored = crops[:, :, :, ::-1]            # (5, C, h, w), columns reversed
         return np.concatenate([crops, mirrored])   # (10, C, h, w)
 

@@ -8,16 +8,17 @@ Per dataset (the ``spec`` dict; ``eval`` and ``predict`` rebuild the same views 
                  (+ the paper's PCA colour noise with --color-pca); test: centre crop.
                  The crop is the model's input: 227 (paper, caffe), 224 (torchvision), 32 (mini).
 
-then ``ToFloat`` (x / 255) and per-channel ``Normalize(mean, std)``. Ten-crop testing (the paper's,
-Sec. 4.1) takes the 4 corners + centre of the padded (digits, cifar10) or resized image, and mirrors.
+then ``ToFloat`` (x / 255) and per-channel ``Normalize(mean, std)``. The paper's multi-view test (Sec. 4.1)
+takes the 4 corners + centre of the padded (digits, cifar10) or resized image ("five-crop"), and their
+mirrors ("ten-crop"); the digits are trained without flips, so their multi-view test is the five crops.
 """
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ..data import (CIFAR10, CenterCrop, Compose, DatasetError, Digits, ImageFolder, Normalize, PCAColorJitter,
-                    RandomCrop, RandomHorizontalFlip, TenCrop, ToFloat, compute_rgb_pca)
+from ..data import (CIFAR10, CenterCrop, Compose, DatasetError, Digits, FiveCrop, ImageFolder, Normalize,
+                    PCAColorJitter, RandomCrop, RandomHorizontalFlip, TenCrop, ToFloat, compute_rgb_pca)
 from ..data.image_folder import BadImageError
 from ..models import INPUT_SIZE
 from .config import ConfigError
@@ -27,6 +28,7 @@ MEAN_STD = {
     "cifar10": ([0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]),  # CIFAR-10 training set
     "imagefolder": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),    # ImageNet, as torchvision
 }
+TEST_VIEWS = {"single": None, "five-crop": FiveCrop, "ten-crop": TenCrop}   # views of a test image
 PCA_SAMPLE = 256   # images used to estimate the RGB covariance for --color-pca on an ImageFolder
 
 
@@ -96,11 +98,16 @@ def train_transform(spec, augment=True, pca=None):
     return Compose(steps)
 
 
-def test_transform(spec, ten_crop=False):
+def test_transform(spec, views="single"):
+    """The test images of ``spec`` as one view (C, size, size), or as the paper's views (V, C, size, size)
+    of the padded (digits, cifar10) or resized image: "five-crop" (4 corners + centre) or "ten-crop"
+    (and their mirrors), whose softmax outputs are averaged (``TEST_VIEWS``)."""
+    if views not in TEST_VIEWS:
+        raise ValueError(f"test views must be one of {', '.join(TEST_VIEWS)}, got {views!r}")
     steps = []
-    if ten_crop:
+    if views != "single":
         steps += [Pad(spec["pad"])] if spec["pad"] else []
-        steps.append(TenCrop(spec["size"]))          # (10, C, size, size)
+        steps.append(TEST_VIEWS[views](spec["size"]))   # (V, C, size, size)
         steps.append(_PerCrop(Compose([ToFloat(), Normalize(spec["mean"], spec["std"])])))
         return Compose(steps)
     if spec["resize"]:
@@ -156,9 +163,9 @@ def _names(classes, limit=10):
     return f"{shown}, ... ({len(classes)} in all)" if len(classes) > limit else shown or "none"
 
 
-def open_test_set(spec, data_path=None, ten_crop=False):
-    """The test split described by a checkpoint's ``spec`` (for ``eval``)."""
-    return _open(spec, data_path, "test", test_transform(spec, ten_crop))
+def open_test_set(spec, data_path=None, views="single"):
+    """The test split described by a checkpoint's ``spec`` (for ``eval`` and the final test), in ``views``."""
+    return _open(spec, data_path, "test", test_transform(spec, views))
 
 
 def read_image(path, spec):

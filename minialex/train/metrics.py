@@ -24,6 +24,7 @@ class ErrorMeter:
         self.num_classes = num_classes
         self.count = self.top1 = self.top5 = 0
         self.loss_sum = 0.0
+        self.with_loss = False      # whether any batch came with its loss
 
     def update(self, scores, labels, loss=None):
         n = len(labels)
@@ -32,12 +33,14 @@ class ErrorMeter:
         self.top5 += topk_correct(scores, labels, 5)
         if loss is not None:
             self.loss_sum += float(loss) * n
+            self.with_loss = True
 
     def result(self):
-        """{"loss", "top1_error", "top5_error" (None with 5 classes or fewer), "samples"}; errors in [0, 1]."""
+        """{"loss" (None when no batch gave one), "top1_error", "top5_error" (None with 5 classes or fewer),
+        "samples"}; errors in [0, 1]."""
         if self.count == 0:
             return {"loss": None, "top1_error": None, "top5_error": None, "samples": 0}
-        return {"loss": self.loss_sum / self.count,
+        return {"loss": self.loss_sum / self.count if self.with_loss else None,
                 "top1_error": 1.0 - self.top1 / self.count,
                 "top5_error": 1.0 - self.top5 / self.count if self.num_classes > 5 else None,
                 "samples": self.count}
@@ -69,4 +72,19 @@ def format_epoch(record, epochs):
         parts.append(f"top-5 error {100 * record['test_top5_error']:.2f}%")
     parts.append(f"lr {record['lr']:.3g}")
     parts.append(f"{record['seconds']:.1f}s")
+    return "  ".join(parts)
+
+
+FINAL_VIEWS = {"five-crop": "5 crops", "ten-crop": "10 crops"}
+
+
+def format_final_test(record):
+    """The line for the final multi-view test kept in ``record`` (the last epoch's), beside its single view."""
+    final = record["final_test"]
+    parts = [f"final test ({FINAL_VIEWS.get(final['views'], final['views'])} averaged, the paper's test)",
+             f"top-1 error {100 * final['top1_error']:.2f}%"]
+    if final.get("top5_error") is not None:
+        parts.append(f"top-5 error {100 * final['top5_error']:.2f}%")
+    if record.get("test_top1_error") is not None:
+        parts.append(f"(single view: {100 * record['test_top1_error']:.2f}%)")
     return "  ".join(parts)

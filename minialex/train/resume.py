@@ -14,7 +14,7 @@ from .meta import check_train_meta
 
 SCHEDULE_SETTINGS = ("lr", "schedule", "step_size", "gamma", "patience")
 # A resume may change these: they do not alter the maths (out: where the run is written).
-RESUME_SAFE = {"epochs", "device", "log_interval", "prefetch", "out", "data_path"}
+RESUME_SAFE = {"epochs", "device", "log_interval", "prefetch", "out", "data_path", "final_test"}
 RESUME_RECORDED = set(SCHEDULE_SETTINGS) | {"max_batches"}       # allowed, but the run is no longer exact
 
 

@@ -4,7 +4,8 @@ What a run directory holds (``TrainConfig.out``):
 
     checkpoint.npz      weights, optimiser velocity, schedule, epoch/batch position, RNG state, history
     config.json         a record of the settings of checkpoint.npz (which holds them too; config.json is not read)
-    metrics.jsonl       one JSON line per epoch: train loss, test loss, top-1/top-5 error, lr, seconds
+    metrics.jsonl       one JSON line per epoch: train loss, test loss, top-1/top-5 error, lr, seconds; the
+                        last epoch's line also holds the final multi-view test ("final_test", see --final-test)
     curves.png          loss and error curves (needs matplotlib)
     conv1_filters.png   the conv1 kernels (the paper's Figure 3) and their change from the initial values
 
@@ -59,8 +60,9 @@ from .console import progress_bar, write_line
 from .interrupt import stop_on_sigint
 from .config import ConfigError, TrainConfig
 from .resume import change_note, differences, resumed_settings, schedule_settings
-from .data import build_datasets
-from .metrics import ErrorMeter, format_epoch, write_metrics
+from .data import build_datasets, open_test_set
+from .inference import predict_scores
+from .metrics import ErrorMeter, format_epoch, format_final_test, write_metrics
 from .plots import describe_change, save_curves, save_filter_grid
 
 CHECKPOINT = "checkpoint.npz"
@@ -368,7 +370,8 @@ class Trainer:
 
     @no_grad()
     def evaluate(self, loader=None):
-        """Mean loss and top-1/top-5 error of the model on ``loader`` (the test split by default)."""
+        """Mean loss and top-1/top-5 error of the model on ``loader`` (the test split by default). A loader of
+        multi-view batches (B, V, C, H, W) gives the errors of the averaged softmax, and no loss."""
         loader = loader or self.test_loader
         loader.set_epoch(0)
         self.model.eval()
@@ -380,6 +383,9 @@ class Trainer:
             if len(y) == 0:           # this rank's shard of the batch is empty
                 continue
             with _diverging_quietly():
+                if x.ndim == 5:        # (B, V, C, H, W): the softmax averaged over each image's V views
+                    meter.update(predict_scores(self.model, x, self.config.device, batch_size=len(x) * x.shape[1]), y)
+                    continue
                 logits = self.model(Tensor(x, device=self.config.device))
                 loss = F.cross_entropy(logits, y).item()
                 meter.update(logits.numpy(), y, loss)
@@ -449,6 +455,7 @@ class Trainer:
             raise
         finally:
             epochs_bar.close()
+        self.final_test()
         self.write_curves()
         if getattr(self, "conv1_change", None):
             self.say(describe_change(self.conv1_change) + f" ({self.out / 'conv1_filters.png'})")
@@ -496,6 +503,27 @@ class Trainer:
         self.save()
         self.write_reports()
         self.say(format_epoch(record, self.config.epochs))
+
+    def final_test(self):
+        """The multi-view test of ``config.final_test_views`` after the last epoch (the paper's, Sec. 4.1: the
+        softmax averaged over crops of each test image), said in one line and kept in the last epoch's record
+        as "final_test"; the checkpoint is saved again so that its history matches metrics.jsonl."""
+        views = self.config.final_test_views
+        if views == "single" or not self.history:
+            return
+        dataset = open_test_set(self.spec, self.config.data_path, views)
+        loader = DataLoader(dataset, self.config.batch_size, shuffle=True, seed=0, prefetch=self.config.prefetch,
+                            num_shards=self.comm.size, shard=self.comm.rank)
+        with F.conv_algorithm(self.config.conv_algorithm):
+            result = self.evaluate(loader)
+        if result["top1_error"] is None:
+            return
+        record = self.history[-1]
+        record["final_test"] = {"views": views, "top1_error": result["top1_error"],
+                                "top5_error": result["top5_error"]}
+        self.save()
+        self.write_reports()
+        self.say(format_final_test(record))
 
     def write_reports(self):
         """metrics.jsonl and conv1_filters.png, after every epoch (rank 0 writes them)."""
