@@ -105,6 +105,16 @@ def test_the_final_test_averages_the_softmax_over_five_crops_and_is_kept_with_th
     assert f"(single view: {100 * trainer.history[-1]['test_top1_error']:.2f}%)" in said
 
 
+def test_curves_mark_the_final_test(tmp_path):
+    pytest.importorskip("matplotlib")
+    from minialex.train.plots import save_curves
+    history = [{"epoch": e, "train_loss": 1.0 / e, "test_loss": 0.5, "test_top1_error": 0.03, "test_top5_error": 0.01,
+                "lr": 0.01} for e in (1, 2)]
+    history[-1]["final_test"] = {"views": "five-crop", "top1_error": 0.02, "top5_error": 0.0}
+    assert save_curves(tmp_path / "curves.png", history)
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_final_test_settings(tmp_path):
     assert TrainConfig(dataset="cifar10").final_test_views == "single"          # auto: ten test passes of photos
     assert TrainConfig(final_test="ten-crop").final_test_views == "ten-crop"

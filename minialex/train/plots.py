@@ -14,6 +14,8 @@ import zlib
 
 import numpy as np
 
+from .metrics import FINAL_VIEWS
+
 
 def write_png(path, image, text=None):
     """Write ``image`` uint8, (H, W) grey or (H, W, 3) RGB, as a PNG file (8 bits, no filtering); ``text``
@@ -106,8 +108,8 @@ def save_filter_grid(path, weight, initial=None):
 
 
 def save_curves(path, history):
-    """Plot train loss and test errors per epoch into ``path``. Returns False (and draws nothing)
-    when matplotlib is not installed."""
+    """Plot train loss and test errors per epoch into ``path``, and the final multi-view test's top-1 error
+    as a star at its epoch. Returns False (and draws nothing) when matplotlib is not installed."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -123,10 +125,15 @@ def save_curves(path, history):
     ax_loss.set_ylabel("cross-entropy")
     ax_loss.set_yscale("log")
     ax_loss.legend()
-    for key, label in (("test_top1_error", "test top-1 error"), ("test_top5_error", "test top-5 error")):
+    for key, label in (("test_top1_error", "test top-1 error (single view)"),
+                       ("test_top5_error", "test top-5 error (single view)")):
         values = [r.get(key) for r in history]
         if any(v is not None for v in values):
             ax_err.plot(epochs, [100 * v if v is not None else np.nan for v in values], "o-", label=label)
+    finals = [(r["epoch"], r["final_test"]) for r in history if r.get("final_test")]   # the multi-view test
+    for epoch, final in finals[-1:]:
+        ax_err.plot([epoch], [100 * final["top1_error"]], "*", color="tab:red", markersize=14,
+                    label=f"final test top-1 error, {FINAL_VIEWS.get(final['views'], final['views'])} averaged")
     ax_err.set_xlabel("epoch")
     ax_err.set_ylabel("error (%)")
     ax_err.legend()
