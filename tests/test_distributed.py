@@ -151,6 +151,10 @@ def test_two_ranks_train_what_one_process_trains(tmp_path):
     two = meta["history"][0]
     assert abs(one["train_loss"] - two["train_loss"]) < 1e-5
     assert abs(one["test_loss"] - two["test_loss"]) < 1e-5
+    # the final five-crop test, shared out like the per-epoch one: the same 96 images, counted once
+    assert one["final_test"]["views"] == two["final_test"]["views"] == "five-crop"
+    assert one["final_test"]["images"] == two["final_test"]["images"] == 96
+    assert abs(one["final_test"]["top1_error"] - two["final_test"]["top1_error"]) <= 1 / 96 + 1e-9
 
 
 @needs_mpi

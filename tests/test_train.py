@@ -82,7 +82,7 @@ def test_the_final_test_averages_the_softmax_over_five_crops_and_is_kept_with_th
     assert trainer.config.final_test_views == "five-crop"                           # views to disagree
     trainer.fit()
     final = trainer.history[-1]["final_test"]
-    assert final["views"] == "five-crop"
+    assert final["views"] == "five-crop" and final["images"] == 30 * 16
     wrong = total = centre_wrong = 0        # the same images, one view at a time, averaged by hand
     views = DataLoader(open_test_set(trainer.spec, views="five-crop"), 16, shuffle=True, seed=0)
     with no_grad():

@@ -519,7 +519,7 @@ class Trainer:
         if result["top1_error"] is None:
             return
         record = self.history[-1]
-        record["final_test"] = {"views": views, "top1_error": result["top1_error"],
+        record["final_test"] = {"views": views, "images": result["samples"], "top1_error": result["top1_error"],
                                 "top5_error": result["top5_error"]}
         self.save()
         self.write_reports()
