@@ -78,6 +78,25 @@ def main(argv=None):
     test_loader = DataLoader(test_set, config.batch_size, shuffle=True, seed=0, prefetch=config.prefetch)
     loss_fn = torch.nn.functional.cross_entropy
 
+    def top1_error(loader):
+        """The model's top-1 error on a test loader's batches (up to --max-batches): x (B, C, H, W), or
+        (B, V, C, H, W) views whose softmax outputs are averaged per image."""
+        model.eval()
+        loader.set_epoch(0)
+        wrong = total = 0
+        with torch.no_grad():
+            for b, (x, y) in enumerate(loader):
+                if config.max_batches is not None and b >= config.max_batches:
+                    break
+                x = torch.from_numpy(x)
+                if x.ndim == 5:
+                    scores = torch.softmax(model(x.flatten(0, 1)), 1).unflatten(0, x.shape[:2]).mean(1)  # (B, K)
+                else:
+                    scores = model(x)                                                                   # (B, K)
+                wrong += int((scores.argmax(1).numpy() != np.asarray(y)).sum())
+                total += len(y)
+        return wrong / total
+
     records = []
     print(f"PyTorch {torch.__version__}, {args.threads} threads: mini AlexNet on {config.dataset}, "
           f"{config.epochs} epochs of {len(train_loader)} batches of {config.batch_size} ({path})", flush=True)
@@ -96,17 +115,7 @@ def main(argv=None):
             opt.step()
             loss_sum += loss.item() * len(y)
             count += len(y)
-        model.eval()
-        test_loader.set_epoch(0)
-        wrong = total = 0
-        with torch.no_grad():
-            for b, (x, y) in enumerate(test_loader):
-                if config.max_batches is not None and b >= config.max_batches:
-                    break
-                pred = model(torch.from_numpy(x)).argmax(1).numpy()
-                wrong += int((pred != np.asarray(y)).sum())
-                total += len(y)
-        record = {"epoch": epoch + 1, "train_loss": loss_sum / count, "test_top1_error": wrong / total,
+        record = {"epoch": epoch + 1, "train_loss": loss_sum / count, "test_top1_error": top1_error(test_loader),
                   "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
         sched.step()
         records.append(record)
@@ -115,18 +124,9 @@ def main(argv=None):
     views = config.final_test_views
     if views != "single":                                  # the run's final test, as the trainer's final_test()
         test_views = open_test_set(spec, config.data_path, views)
-        views_loader = DataLoader(test_views, config.batch_size, shuffle=True, seed=0, prefetch=config.prefetch)
-        wrong = total = 0
-        with torch.no_grad():
-            for b, (x, y) in enumerate(views_loader):     # x (B, V, C, H, W)
-                if config.max_batches is not None and b >= config.max_batches:
-                    break
-                logits = model(torch.from_numpy(x).flatten(0, 1))                  # (B*V, classes)
-                probs = torch.softmax(logits, 1).unflatten(0, x.shape[:2]).mean(1)  # (B, classes)
-                wrong += int((probs.argmax(1).numpy() != np.asarray(y)).sum())
-                total += len(y)
-        records[-1]["final_test"] = {"views": views, "top1_error": wrong / total}
-        print(f"final test ({views}): top-1 error {100 * wrong / total:.2f}%", flush=True)
+        error = top1_error(DataLoader(test_views, config.batch_size, shuffle=True, seed=0, prefetch=config.prefetch))
+        records[-1]["final_test"] = {"views": views, "top1_error": error}
+        print(f"final test ({views}): top-1 error {100 * error:.2f}%", flush=True)
     wall = time.perf_counter() - START
     if args.json:
         with open(args.json, "w") as f:

@@ -75,13 +75,15 @@ def format_epoch(record, epochs):
     return "  ".join(parts)
 
 
-FINAL_VIEWS = {"five-crop": "5 crops", "ten-crop": "10 crops"}
+def views_name(views):
+    """ "5 crops" for "five-crop", "10 crops" for "ten-crop" (the final test's views, as its line and plot say)."""
+    return {"five-crop": "5 crops", "ten-crop": "10 crops"}.get(views, views)
 
 
 def format_final_test(record):
     """The line for the final multi-view test kept in ``record`` (the last epoch's), beside its single view."""
     final = record["final_test"]
-    parts = [f"final test ({FINAL_VIEWS.get(final['views'], final['views'])} averaged, the paper's test)",
+    parts = [f"final test ({views_name(final['views'])} averaged, the paper's test)",
              f"top-1 error {100 * final['top1_error']:.2f}%"]
     if final.get("top5_error") is not None:
         parts.append(f"top-5 error {100 * final['top5_error']:.2f}%")

@@ -14,7 +14,7 @@ import zlib
 
 import numpy as np
 
-from .metrics import FINAL_VIEWS
+from .metrics import views_name
 
 
 def write_png(path, image, text=None):
@@ -133,7 +133,7 @@ def save_curves(path, history):
     finals = [(r["epoch"], r["final_test"]) for r in history if r.get("final_test")]   # the multi-view test
     for epoch, final in finals[-1:]:
         ax_err.plot([epoch], [100 * final["top1_error"]], "*", color="tab:red", markersize=14,
-                    label=f"final test top-1 error, {FINAL_VIEWS.get(final['views'], final['views'])} averaged")
+                    label=f"final test top-1 error, {views_name(final['views'])} averaged")
     ax_err.set_xlabel("epoch")
     ax_err.set_ylabel("error (%)")
     ax_err.legend()

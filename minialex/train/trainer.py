@@ -149,9 +149,7 @@ class Trainer:
         shards = {"num_shards": self.comm.size, "shard": self.comm.rank}
         self.train_loader = DataLoader(self.train_set, config.batch_size, shuffle=True, seed=config.seed,
                                        prefetch=config.prefetch, return_indices=True, **shards)
-        # shuffled (with a fixed seed) so that --max-batches tests on a sample of every class
-        self.test_loader = DataLoader(self.test_set, config.batch_size, shuffle=True, seed=0,
-                                      prefetch=config.prefetch, **shards)
+        self.test_loader = self._test_loader(self.test_set)
         self.epoch, self.batch = 0, 0             # position of the next batch to train
         self.partial = {"loss_sum": 0.0, "count": 0, "seconds": 0.0}   # the current epoch so far
         self.history = []
@@ -168,6 +166,12 @@ class Trainer:
             if (self.out / CHECKPOINT).exists():
                 raise ConfigError(f"{self.out} already holds a checkpoint: continue it with --resume {self.out}, "
                                   f"or choose another --out")
+
+    def _test_loader(self, dataset):
+        """Batches of a test split (single or multi-view), this rank's share of each: shuffled with a fixed
+        seed, so that --max-batches tests on a sample of every class, and the same sample every time."""
+        return DataLoader(dataset, self.config.batch_size, shuffle=True, seed=0, prefetch=self.config.prefetch,
+                          num_shards=self.comm.size, shard=self.comm.rank)
 
     def _default_out(self):
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -511,9 +515,7 @@ class Trainer:
         views = self.config.final_test_views
         if views == "single" or not self.history:
             return
-        dataset = open_test_set(self.spec, self.config.data_path, views)
-        loader = DataLoader(dataset, self.config.batch_size, shuffle=True, seed=0, prefetch=self.config.prefetch,
-                            num_shards=self.comm.size, shard=self.comm.rank)
+        loader = self._test_loader(open_test_set(self.spec, self.config.data_path, views))
         with F.conv_algorithm(self.config.conv_algorithm):
             result = self.evaluate(loader)
         if result["top1_error"] is None:
@@ -522,7 +524,8 @@ class Trainer:
         record["final_test"] = {"views": views, "images": result["samples"], "top1_error": result["top1_error"],
                                 "top5_error": result["top5_error"]}
         self.save()
-        self.write_reports()
+        if self.comm.rank == 0:                  # the record changed, not the weights: conv1_filters.png stands
+            write_metrics(self.out / "metrics.jsonl", self.history)
         self.say(format_final_test(record))
 
     def write_reports(self):
