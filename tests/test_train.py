@@ -561,6 +561,18 @@ def test_weights_of_another_variant_name_every_mismatched_layer(tmp_path, finish
     (lambda m: m["train"].update(tempo=3), ConfigError, r"unknown settings \['tempo'\]"),
     (lambda m: m["scheduler"].update(scale="x", nonsense=1), CheckpointError, r"schedule state does not fit"),
     (lambda m: m["scheduler"].update(step_size="2"), CheckpointError, r"schedule state does not fit .*step_size = '2'"),
+    # the per-epoch records, which the epoch line, metrics.jsonl and curves.png read at the end of the resumed run
+    (lambda m: m["history"][0].pop("train_loss"), CheckpointError, r"history\[0\]\.train_loss must be a number, got None"),
+    (lambda m: m["history"][0].update(test_top1_error="2%"), CheckpointError,
+     r"history\[0\]\.test_top1_error must be a number or null, got '2%'"),
+    (lambda m: m["history"][0].update(epoch=7), CheckpointError, r"history\[0\]\.epoch must be 1, got 7"),
+    (lambda m: m["history"].append(dict(m["history"][0], epoch=2)), CheckpointError,
+     r"history holds 2 per-epoch records, but the run has finished 1 epochs"),
+    (lambda m: m["history"][0].update(final_test=0.02), CheckpointError, r"history\[0\]\.final_test must be a JSON object"),
+    (lambda m: m["history"][0].update(final_test={"views": "three-crop", "images": 10, "top1_error": 0.1}),
+     CheckpointError, r"history\[0\]\.final_test\.views must be five-crop or ten-crop, got 'three-crop'"),
+    (lambda m: m["history"][0].update(final_test={"views": "five-crop", "images": 10, "top1_error": None}),
+     CheckpointError, r"history\[0\]\.final_test\.top1_error must be a number, got None"),
 ])
 def test_hand_edited_training_state_is_one_clear_error_on_resume(tmp_path, finished_run, edit, error, message):
     (tmp_path / "run").mkdir()

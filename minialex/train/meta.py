@@ -15,7 +15,7 @@ from ..models import VARIANTS
 from ..models.alexnet import INITS, LAYER_NAMES
 from .checkpoint import CheckpointError
 from .config import DATASETS, ConfigError
-from .data import make_spec
+from .data import TEST_VIEWS, make_spec
 
 MODEL_KEYS = {"variant", "num_classes", "in_channels", "input_size", "grouped", "init", "dropout", "widths",
               "hidden"}
@@ -109,6 +109,36 @@ def check_model_meta(meta, model_arrays, path):
     return meta
 
 
+# Each per-epoch record's fields (what the epoch line, metrics.jsonl and curves.png read): name -> may it be null.
+RECORD_FIELDS = {"epoch": False, "train_loss": False, "test_loss": True, "test_top1_error": True,
+                 "test_top5_error": True, "lr": False, "seconds": False}
+
+
+def _check_history(c, history, epoch):
+    """One record per finished epoch, numbered 1..epoch, each with the fields the reports read, and the
+    final multi-view test (when there is one) with its views, image count and errors."""
+    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
+        c.fail(f"history must be a list of per-epoch records, got {type(history).__name__}")
+    if len(history) != epoch:
+        c.fail(f"history holds {len(history)} per-epoch records, but the run has finished {epoch} epochs")
+    for i, record in enumerate(history):
+        where = f"history[{i}]"
+        if record.get("epoch") != i + 1 or not _is_int(record.get("epoch")):
+            c.fail(f"{where}.epoch must be {i + 1}, got {record.get('epoch')!r}")
+        for key, nullable in RECORD_FIELDS.items():
+            value = record.get(key)
+            if not (_is_number(value) or (nullable and value is None)):
+                c.fail(f"{where}.{key} must be a number{' or null' if nullable else ''}, got {value!r}")
+        if "final_test" in record:
+            final = c.mapping(record["final_test"], f"{where}.final_test")
+            if final.get("views") not in TEST_VIEWS or final["views"] == "single":
+                c.fail(f"{where}.final_test.views must be five-crop or ten-crop, got {final.get('views')!r}")
+            c.count(final.get("images"), f"{where}.final_test.images", 1)
+            for key in ("top1_error", "top5_error"):
+                if not (_is_number(final.get(key)) or (key == "top5_error" and final.get(key) is None)):
+                    c.fail(f"{where}.final_test.{key} must be a number, got {final.get(key)!r}")
+
+
 def _check_spec(c, spec, variant):
     dataset = spec.get("dataset")
     if dataset not in DATASETS:
@@ -145,9 +175,7 @@ def check_train_meta(meta, path):
     for key, check in (("loss_sum", _is_number), ("count", _is_int), ("seconds", _is_number)):
         if not check(partial.get(key)):
             c.fail(f"partial.{key} must be a {'count' if key == 'count' else 'number'}, got {partial.get(key)!r}")
-    history = meta.get("history")
-    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
-        c.fail(f"history must be a list of per-epoch records, got {type(history).__name__}")
+    _check_history(c, meta.get("history"), meta["epoch"])
     c.mapping(meta.get("scheduler"), "scheduler")
     c.mapping(meta.get("rng"), "rng")
     return settings
