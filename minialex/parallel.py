@@ -21,6 +21,7 @@ parallel call made inside such a piece runs serially in the piece's thread.
 
 ``MINIALEX_NUM_THREADS`` sets the number of threads (default: the CPUs this process may use).
 """
+import contextvars
 import itertools
 import os
 import threading
@@ -60,7 +61,8 @@ def for_slices(n, fn, chunk=CHUNK):
     pool threads share them (each takes the next unstarted piece). Returns when all are done. After an
     error in a piece no more pieces are started; the error is re-raised once the pieces already running
     have finished. A call made inside a piece (a parallel op inside a parallel op) runs its pieces in
-    its own thread, one after another: the threads are busy with the outer pieces already."""
+    its own thread, one after another: the threads are busy with the outer pieces already. The pieces see
+    the caller's ``np.errstate`` (and other context variables)."""
     slices = [slice(start, min(n, start + chunk)) for start in range(0, n, chunk)]
     results = [None] * len(slices)
     threads = num_threads()
@@ -84,7 +86,9 @@ def for_slices(n, fn, chunk=CHUNK):
                     raise
         finally:
             _in_piece.active = False
-    helpers = [_executor().submit(work) for _ in range(min(threads, len(slices)) - 1)]
+    # each helper runs in a copy of the caller's context: np.errstate (a context variable in NumPy 2) and
+    # minialex's own context variables then hold in the pieces as they do in the caller
+    helpers = [_executor().submit(contextvars.copy_context().run, work) for _ in range(min(threads, len(slices)) - 1)]
     try:
         work()
     finally:

@@ -1,5 +1,6 @@
 """minialex.parallel: every piece done exactly once, the caller working too, no wait on idle workers."""
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -90,6 +91,25 @@ def test_a_call_inside_a_piece_runs_in_that_pieces_thread(two_threads):
     assert len(inner_threads) == 4
     assert all(seen == {me} for me, seen in inner_threads)
     assert not parallel._in_piece.active            # outside a piece the caller's next call is parallel again
+
+
+def test_the_pieces_see_the_callers_errstate(two_threads):
+    """np.errstate is a context variable: a worker thread sees it only if it runs in the caller's context
+    (the trainer silences the overflow of a diverging run this way; before, a piece on the worker printed
+    "overflow encountered in matmul" beside the one-line NaN message)."""
+    seen = []
+    big = np.full(1000, 3e38, dtype=np.float32)
+
+    def piece(s):
+        threading.Event().wait(0.005)             # long enough for the worker to take pieces too
+        seen.append((threading.get_ident(), np.geterr()["over"]))
+        return big[:10] * np.float32(10)          # overflows: inf, and a RuntimeWarning unless ignored
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")            # a warning in any thread becomes an error in that piece
+        with np.errstate(over="ignore"):
+            parallel.for_slices(20, piece, chunk=1)
+    assert len({ident for ident, _ in seen}) == 2, "no piece ran on the worker: the check saw nothing"
+    assert {mode for _, mode in seen} == {"ignore"}
 
 
 @pytest.mark.parametrize("blas,threads,n,expected", [
