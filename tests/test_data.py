@@ -290,6 +290,28 @@ def test_crops_and_flips():
         CenterCrop(0)
 
 
+@pytest.mark.parametrize("size, padding", [((28, 28), 2), ((4, 5), 3), ((2, 2), 4), ((6, 8), 1), ((12, 14), 3)])
+def test_padded_random_crop_equals_np_pad_then_the_window(size, padding):
+    img = arange_image() + 1                                 # no zeros in the image itself
+    if size == (28, 28):
+        img = np.random.default_rng(3).integers(1, 256, (1, 28, 28)).astype(np.uint8)
+    h, w = size
+    windows = set()
+    for seed in range(60):
+        crop = RandomCrop(size, padding)(img, np.random.default_rng(seed))
+        reference_rng = np.random.default_rng(seed)           # the same draws, on the padded image
+        padded = np.pad(img, ((0, 0), (padding, padding), (padding, padding)))
+        top = int(reference_rng.integers(0, padded.shape[1] - h + 1))
+        left = int(reference_rng.integers(0, padded.shape[2] - w + 1))
+        assert crop.dtype == img.dtype
+        np.testing.assert_array_equal(crop, padded[:, top:top + h, left:left + w])
+        windows.add((top, left))
+    positions = (img.shape[1] + 2 * padding - h + 1) * (img.shape[2] + 2 * padding - w + 1)
+    assert len(windows) >= min(positions, 10)                # the check saw many windows, edges among them
+    with pytest.raises(ValueError, match=r"crop 13x13 is larger than the image 12x14 \(shape \(3, 12, 14\)\)"):
+        RandomCrop(13, padding=3)(arange_image(), np.random.default_rng(0))
+
+
 def test_five_crop():
     img = arange_image(h=7, w=9)
     crops = FiveCrop((3, 4))(img)

@@ -21,11 +21,13 @@ def _check_chw(img, who):
         raise ValueError(f"{who} expects a (C, H, W) image, got shape {img.shape}")
 
 
-def _check_fits(img, h, w, who):
+def _check_fits(img, h, w, who, padding=0):
+    """An h x w crop fits in ``img`` (C, H, W) once ``padding`` pixels are added on every border."""
     _check_chw(img, who)
-    if h > img.shape[1] or w > img.shape[2]:
+    c, height, width = img.shape[0], img.shape[1] + 2 * padding, img.shape[2] + 2 * padding
+    if h > height or w > width:
         raise ValueError(f"{who}: crop {h}x{w} is larger than the image "
-                         f"{img.shape[1]}x{img.shape[2]} (shape {img.shape})")
+                         f"{height}x{width} (shape {(c, height, width)})")
 
 
 def _check_float(img, who):
@@ -99,15 +101,22 @@ class RandomCrop:
         self.padding = int(padding)
 
     def __call__(self, img, rng):
-        _check_chw(img, "RandomCrop")
-        p = self.padding
-        if p:
-            img = np.pad(img, ((0, 0), (p, p), (p, p)))  # (C, H + 2p, W + 2p)
-        h, w = self.size
-        _check_fits(img, h, w, "RandomCrop")
-        top = int(rng.integers(0, img.shape[1] - h + 1))
-        left = int(rng.integers(0, img.shape[2] - w + 1))
-        return img[:, top:top + h, left:left + w]  # (C, h, w)
+        h, w, p = *self.size, self.padding
+        _check_fits(img, h, w, "RandomCrop", padding=p)
+        c, height, width = img.shape
+        top = int(rng.integers(0, height + 2 * p - h + 1))    # the window, in the padded image's coordinates
+        left = int(rng.integers(0, width + 2 * p - w + 1))
+        if not p:
+            return img[:, top:top + h, left:left + w]          # (C, h, w)
+        # The same values as np.pad(img) then slicing, without padding the whole image: zeros, and the part
+        # of the image that falls inside the window (tests/test_data.py checks it against np.pad).
+        out = np.zeros((c, h, w), dtype=img.dtype)                                    # (C, h, w)
+        rows = slice(max(top - p, 0), min(top - p + h, height))                       # image rows in the window
+        cols = slice(max(left - p, 0), min(left - p + w, width))                      # image columns in it
+        if rows.start < rows.stop and cols.start < cols.stop:
+            out[:, rows.start - (top - p):rows.stop - (top - p),
+                cols.start - (left - p):cols.stop - (left - p)] = img[:, rows, cols]
+        return out
 
 
 class RandomHorizontalFlip:
