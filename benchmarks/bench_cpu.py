@@ -10,7 +10,8 @@ What it measures (medians over --repeat runs after --warmup runs, time.perf_coun
     momentum-SGD update) and its forward pass, in images/s;
   * each layer's forward and backward on the shapes it has inside AlexNet (both frameworks with
     --threads BLAS threads);
-  * the "mini" net's training step on the digits' shape (1x28x28, 10 classes, --mini-batch 32).
+  * the "mini" net's training step on the digits' shape (1x28x28, 10 classes, --mini-batch 32), with
+    the dropout masks drawn per sample (``minialex.keyed_random``) as the trainer draws them.
 The two steps and the forward pass run minialex as `python -m minialex train` runs it: 1 BLAS thread
 and its own thread pool (which runs each convolution's batch in pieces), PyTorch with --threads; the
 two frameworks take turns, step by step, so that both meet the same load on shared cores.
@@ -61,6 +62,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import minialex  # noqa: E402
 minialex.backend.reuse_freed_memory()  # for both frameworks in this process: keep freed big blocks (see its docstring)
 import minialex.functional as F  # noqa: E402
+from minialex import keyed_random  # noqa: E402
 from minialex.models import alexnet  # noqa: E402
 from minialex.blas_threads import blas_threads  # noqa: E402
 from minialex.optim import SGD  # noqa: E402
@@ -363,7 +365,12 @@ def mini_step_table(emit):
     minialex.manual_seed(0)
     model = alexnet("mini", 10, in_channels=1, input_size=28, dropout=0.3)
     opt = SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    ours_step = minialex_step(model, opt, minialex.tensor(x), t)
+    plain_step = minialex_step(model, opt, minialex.tensor(x), t)
+    indices = rng.permutation(4000)[:Bm]        # a batch of the digits' training indices: they key the masks
+
+    def ours_step():                            # dropout masks drawn per sample, as the trainer draws them
+        with keyed_random.samples(indices, seed=0, epoch=0):
+            plain_step()
     steps = {"minialex": ours_step}
     if torch is not None:
         tmodel = torch_mini_alexnet(model.config)

@@ -115,6 +115,58 @@ def test_keyed_dropout_mask_belongs_to_the_sample_not_to_the_batch():
     assert (second != first).any()
 
 
+def _splitmix64(state):
+    """SplitMix64 in plain Python integers (Steele, Lea and Flood 2014): the numbers after ``state``."""
+    while True:
+        state = (state + 0x9E3779B97F4A7C15) % 2**64
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % 2**64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % 2**64
+        yield z ^ (z >> 31)
+
+
+def test_the_plain_splitmix64_gives_the_published_numbers():
+    numbers = _splitmix64(1234567)                 # the sequence Rosetta Code's "Splitmix64" task lists
+    assert [next(numbers) for _ in range(3)] == [6457827717110365317, 3203168211198807973, 9817491932198370423]
+    assert next(_splitmix64(0)) == 0xE220A8397B1DCDAF
+
+
+@pytest.mark.parametrize("dtype, bits", [(np.float32, 24), (np.float64, 53)])
+def test_keyed_numbers_are_splitmix64_seeded_by_the_sample_key(dtype, bits):
+    indices, seed, epoch = [0, 5, 2**40, 5], -3, 7
+
+    def mix(z):                                    # one SplitMix64 output from state z
+        return next(_splitmix64(z))
+
+    keys = keyed_random.SampleKeys(indices, seed=seed, epoch=epoch)
+    first = keys.uniform((4, 2, 3), dtype=dtype)
+    second = keys.uniform((4, 5), dtype=dtype)
+    assert first.dtype == dtype and first.shape == (4, 2, 3)
+    for draw, out in enumerate((first, second)):
+        for row, index in enumerate(indices):
+            key = keyed_random.STREAM
+            for word in (seed, epoch, index, draw):
+                key = mix(key) ^ (word % 2**64)
+            numbers = _splitmix64(mix(key))
+            expected = [(next(numbers) >> (64 - bits)) / 2**bits for _ in range(out[row].size)]
+            assert out[row].reshape(-1).tolist() == expected, (draw, row)
+    np.testing.assert_array_equal(first[1], first[3])              # the same sample: the same numbers
+
+
+def test_keyed_numbers_look_uniform_and_independent_across_samples():
+    with keyed_random.samples(np.arange(64), seed=0, epoch=0) as keys:
+        u = keys.uniform((64, 4096)).astype(np.float64)              # 262,144 numbers
+    assert 0.0 <= u.min() and u.max() < 1.0
+    counts = np.histogram(u, bins=16, range=(0, 1))[0]
+    expected = u.size / 16                                        # chi-square, 15 degrees of freedom:
+    assert ((counts - expected) ** 2 / expected).sum() < 37.7     # below it with probability 0.999
+    rows = u - u.mean(axis=1, keepdims=True)
+    neighbours = (rows[:-1] * rows[1:]).mean(axis=1) / (rows[:-1].std(axis=1) * rows[1:].std(axis=1))
+    assert np.abs(neighbours).max() < 0.07                        # 4096 pairs each: 4.5 sigma
+    steps = (rows[:, :-1] * rows[:, 1:]).mean() / rows.var()      # element j against j + 1
+    assert abs(steps) < 0.01
+
+
 def test_dropout_outside_a_keyed_block_draws_from_minialex_generator_as_before():
     x = Tensor(np.ones((4, 8), np.float32))
     minialex.manual_seed(5)
