@@ -2,8 +2,8 @@
 
 Why: with one generator per process, the dropout mask a sample gets depends on how many numbers the
 process drew before it, so on which rank it landed and on how the batch was split. Data-parallel
-training must not change the model, so inside the trainer every row's random numbers come from a
-generator of its own, seeded by
+training must not change the model, so inside the trainer every row's random numbers are a function
+of its key alone:
 
     (STREAM, seed, epoch, sample index, draw)          draw = 0 for the first dropout layer, 1 for the next ...
 

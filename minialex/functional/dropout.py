@@ -8,8 +8,8 @@ expected activation, and inverted dropout leaves the test-time net untouched.
 The mask is drawn from minialex's generator on the host (``minialex.manual_seed`` makes it
 reproducible) for every device, so a seed gives the same masks on the CPU and the GPU; on the GPU
 the mask is copied over as bytes and applied by the dropout_apply kernel (kernels/elementwise.cu).
-Inside a ``minialex.keyed_random.samples`` block (the trainer's) row i's mask comes from sample i's own
-generator instead, so it is the same whichever process, and whichever shard of the batch, the sample is in.
+Inside a ``minialex.keyed_random.samples`` block (the trainer's) row i's mask comes from numbers keyed by
+sample i instead, so it is the same whichever process, and whichever shard of the batch, the sample is in.
 """
 import numbers
 
@@ -30,7 +30,7 @@ def dropout(x, p=0.5, training=True):
     if p == 1.0:
         mask = x.xp.zeros(x.shape, dtype=x.dtype)
         return Tensor.from_op(x.data * mask, (x,), lambda g: (g * mask,), "dropout")
-    keys = keyed_random.active()                                       # one generator per row, or minialex's
+    keys = keyed_random.active()                                       # numbers keyed per row, or minialex's
     uniform = keys.uniform(x.shape) if keys is not None else backend.rng().random(x.shape, dtype=np.float32)
     keep = uniform >= p                                                # m, bool (same shape as x), host
     if use_cuda_kernels(x):
