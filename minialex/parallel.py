@@ -88,7 +88,8 @@ def for_slices(n, fn, chunk=CHUNK):
             _in_piece.active = False
     # each helper runs in a copy of the caller's context: np.errstate (a context variable in NumPy 2) and
     # minialex's own context variables then hold in the pieces as they do in the caller
-    helpers = [_executor().submit(contextvars.copy_context().run, work) for _ in range(min(threads, len(slices)) - 1)]
+    helpers = [_executor().submit(contextvars.copy_context().run, work)
+               for _ in range(min(threads, len(slices)) - 1)]
     try:
         work()
     finally:
