@@ -110,12 +110,12 @@ class RandomCrop:
             return img[:, top:top + h, left:left + w]          # (C, h, w)
         # The same values as np.pad(img) then slicing, without padding the whole image: zeros, and the part
         # of the image that falls inside the window (tests/test_data.py checks it against np.pad).
+        y0, x0 = top - p, left - p                     # the window's corner in the image's coordinates (< 0: padding)
+        rows = slice(max(y0, 0), min(y0 + h, height))  # the image rows inside the window
+        cols = slice(max(x0, 0), min(x0 + w, width))   # the image columns inside it
         out = np.zeros((c, h, w), dtype=img.dtype)                                    # (C, h, w)
-        rows = slice(max(top - p, 0), min(top - p + h, height))                       # image rows in the window
-        cols = slice(max(left - p, 0), min(left - p + w, width))                      # image columns in it
         if rows.start < rows.stop and cols.start < cols.stop:
-            out[:, rows.start - (top - p):rows.stop - (top - p),
-                cols.start - (left - p):cols.stop - (left - p)] = img[:, rows, cols]
+            out[:, rows.start - y0:rows.stop - y0, cols.start - x0:cols.stop - x0] = img[:, rows, cols]
         return out
 
 
