@@ -187,19 +187,30 @@ def test_collectives_and_gradient_averaging_under_mpiexec():
     assert sorted(out.split("\n")) == ["", "rank 0 ok", "rank 1 ok"]
 
 
+@pytest.fixture(scope="module")
+def one_and_two_ranks(tmp_path_factory):
+    """The QUICK run as 1 process ("one") and as 2 ranks ("two"), made once for the tests below, which
+    read them and copy them before resuming: (their parent directory, {name: (returncode, stdout, stderr)})."""
+    root = tmp_path_factory.mktemp("quick_runs")
+    results = {"one": run(["train", *QUICK, "--out", str(root / "one")]),
+               "two": run(["train", *QUICK, "--out", str(root / "two")], ranks=2)}
+    return root, results
+
+
 @needs_mpi
-def test_two_ranks_train_what_one_process_trains(tmp_path):
+def test_two_ranks_train_what_one_process_trains(one_and_two_ranks):
     """Same global batch, dropout and random crops on: the weights agree to float32 round-off."""
-    code, out1, err = run(["train", *QUICK, "--out", str(tmp_path / "one")])
+    runs, results = one_and_two_ranks
+    code, out1, err = results["one"]
     assert code == 0, err
-    code, out2, err = run(["train", *QUICK, "--out", str(tmp_path / "two")], ranks=2)
+    code, out2, err = results["two"]
     assert code == 0, err
     assert out2.count("done:") == 1 and out2.count("x 2 ranks") == 1      # rank 0 alone prints
-    difference = max_difference(weights(tmp_path / "one"), weights(tmp_path / "two"))
+    difference = max_difference(weights(runs / "one"), weights(runs / "two"))
     assert difference < TOLERANCE, difference
-    meta = load_checkpoint(tmp_path / "two")["meta"]
+    meta = load_checkpoint(runs / "two")["meta"]
     assert meta["ranks"] == 2 and meta["batch"] == 0 and meta["epoch"] == 1
-    one = load_checkpoint(tmp_path / "one")["meta"]["history"][0]
+    one = load_checkpoint(runs / "one")["meta"]["history"][0]
     two = meta["history"][0]
     assert abs(one["train_loss"] - two["train_loss"]) < 1e-5
     assert abs(one["test_loss"] - two["test_loss"]) < 1e-5
@@ -210,7 +221,7 @@ def test_two_ranks_train_what_one_process_trains(tmp_path):
 
 
 @needs_mpi
-def test_a_run_resumes_with_another_number_of_ranks(tmp_path):
+def test_a_run_resumes_with_another_number_of_ranks(one_and_two_ranks, tmp_path):
     """A checkpoint of 2 ranks holds what one of 1 process holds, and a resume continues the same
     steps whatever the number of ranks: from one checkpoint, 1 process and 2 ranks agree to round-off.
 
@@ -219,9 +230,9 @@ def test_a_run_resumes_with_another_number_of_ranks(tmp_path):
     any such difference once it flips a ReLU. Measured on an AMD EPYC on 2026-12-03: in the next epoch's
     first step one conv4 output was -3.4e-7 in one run and +4.6e-8 in the other, and after 6 more steps
     the weights differed by 3e-4 (an uninterrupted run against a 2-rank checkpoint resumed either way)."""
-    assert run(["train", *QUICK, "--out", str(tmp_path / "one")])[0] == 0                 # 1 process
-    assert run(["train", *QUICK, "--out", str(tmp_path / "two")], ranks=2)[0] == 0       # 2 ranks
-    one, two = load_checkpoint(tmp_path / "one"), load_checkpoint(tmp_path / "two")
+    runs, results = one_and_two_ranks                                  # 1 process ("one"), 2 ranks ("two")
+    assert results["one"][0] == 0 and results["two"][0] == 0
+    one, two = load_checkpoint(runs / "one"), load_checkpoint(runs / "two")
     assert max_difference(one["model"], two["model"]) < TOLERANCE
     assert max_difference(one["optimizer"]["velocity"], two["optimizer"]["velocity"]) < TOLERANCE  # momentum
     for key in ("epoch", "batch", "partial", "scheduler", "rng"):                          # the same position
@@ -231,7 +242,7 @@ def test_a_run_resumes_with_another_number_of_ranks(tmp_path):
     for start in ("one", "two"):               # resume each to epoch 2 under 1 process and under 2 ranks
         for ranks in (None, 2):
             name = f"{start}-{ranks or 1}"
-            shutil.copytree(tmp_path / start, tmp_path / name)
+            shutil.copytree(runs / start, tmp_path / name)
             code, _, err = run(["train", "--resume", str(tmp_path / name), "--epochs", "2", "--no-progress"],
                                ranks=ranks)
             assert code == 0, err
