@@ -57,7 +57,10 @@ def collectives():
     assert abs(totals.loss_sum / totals.count - float(whole.item())) < 1e-5
     for p, q in zip(model.parameters(), reference.parameters()):
         np.testing.assert_allclose(p.grad, q.grad, rtol=1e-4, atol=1e-6)
-    print(f"rank {comm.rank} ok", flush=True)
+    # one write per line: under PYTHONUNBUFFERED, print() writes the text and its newline separately, and
+    # mpiexec may then interleave the other rank's line between them ("rank 1 okrank 0 ok\n\n")
+    sys.stdout.write(f"rank {comm.rank} ok\n")
+    sys.stdout.flush()
 
 
 def fail(rank, batch, how, stamp, argv):
