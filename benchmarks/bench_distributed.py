@@ -44,6 +44,8 @@ def train(out, ranks, extra, threads=None):
     cmd = [sys.executable, "-m", "minialex", "train", "--out", out, "--no-progress", *extra]
     if ranks > 1:
         cmd = [MPIEXEC, "-n", str(ranks), *cmd]
+    else:
+        cmd.append("--ranks=1")          # one process (on the CPU the default, --ranks auto, starts one per CPU)
     t0 = time.perf_counter()
     subprocess.run(cmd, env=_env(threads), cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t0

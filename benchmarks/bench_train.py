@@ -23,6 +23,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from minialex.train.checkpoint import load_checkpoint  # noqa: E402
 
 
 def parse_args(argv):
@@ -48,7 +50,9 @@ def run_ours(tmp, extra, name):
     if done.returncode != 0:
         sys.exit(f"bench_train: `minialex train` failed with status {done.returncode}")
     with open(os.path.join(out, "metrics.jsonl")) as f:
-        return wall, [json.loads(line) for line in f if line.strip()]
+        epochs = [json.loads(line) for line in f if line.strip()]
+    epochs[-1]["ranks"] = load_checkpoint(out)["meta"]["ranks"]     # how --ranks ran it (auto: one per CPU)
+    return wall, epochs
 
 
 def run_torch(tmp, run_dir, name):
@@ -99,7 +103,8 @@ def main(argv):
              f"- machine: {platform.machine()}, {os.cpu_count()} logical CPUs; python {platform.python_version()}; "
              f"measured by `python benchmarks/bench_train.py{flags}{' -- ' + ' '.join(args.extra) if args.extra else ''}`",
              f"- wall time of the whole command (start-up, {len(epochs)} epochs, evaluation, pictures): "
-             f"**{wall:.0f} s** ({wall / 60:.1f} min)" + (" (the last round)" if args.rounds > 1 else ""),
+             f"**{wall:.0f} s** ({wall / 60:.1f} min)" + (" (the last round)" if args.rounds > 1 else "")
+             + f", as {epochs[-1]['ranks']} process(es) (`--ranks`)",
              f"- final test top-1 accuracy on the 1,000 held-out digits: **{accuracy_text(epochs)}**", ""]
     lines += epoch_table(epochs)
     if args.torch:

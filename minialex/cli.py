@@ -53,6 +53,16 @@ _nonneg_int = _number(int, 0, "an integer >= 0")
 _nonneg_float = _number(float, 0.0, "a finite number >= 0")
 
 
+def _ranks(text):
+    """--ranks and $MINIALEX_RANKS: "auto" or a positive integer."""
+    if text == "auto":
+        return text
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected auto or a positive integer, got {text!r}") from None
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         """argparse's own errors (unknown flag, bad value): one line, status 2, like ours."""
@@ -166,6 +176,12 @@ def _add_train(sub):
                         "the softmax over the paper's 4 corner and centre crops of the padded image, ten-crop "
                         "adds their mirrors, single skips it; auto: five-crop on the digits, single elsewhere "
                         f"[default: {DEFAULTS.final_test}]")
+    g.add_argument("--ranks", type=_ranks, default=None, metavar="K",
+                   help="processes that train together on this machine, data-parallel over MPI: K > 1 runs this "
+                        "command again under mpiexec -n K (the mpi extra), each rank on 1/K of the batch; 1: one "
+                        "process with minialex's threads; auto: on the CPU with mpi4py installed, one rank per CPU "
+                        "(each with at least 8 images of the batch), unless MINIALEX_NUM_THREADS or --threads "
+                        "is set; a resumed run: the ranks it was trained with [default: $MINIALEX_RANKS, else auto]")
     _add_threads(g)
     p.set_defaults(func=cmd_train)
 
@@ -287,9 +303,12 @@ def cmd_train(args):
     import os
 
     from . import backend
-    from .distributed import cores_per_rank, setup_together, stop_together, world
+    from .distributed import cores_per_rank, launched_by_mpi, setup_together, stop_together, world
     from .train import NonFiniteLossError, Trainer
     from .blas_threads import set_blas_threads
+    if isinstance(args.ranks, int) and launched_by_mpi() and args.ranks != world().size:
+        raise UsageError(f"--ranks {args.ranks}, but mpiexec started {world().size} rank(s): give one or the other")
+    _start_ranks(args)             # K > 1 ranks asked for: this process becomes mpiexec -n K (does not return)
     comm = world()                 # under mpiexec: this process's rank among K; else one process
     backend.reuse_freed_memory()   # every step frees and re-allocates the same big arrays; keep them mapped
     given = {name: getattr(args, name) for name in TRAIN_FIELDS if getattr(args, name, None) is not None}
@@ -318,6 +337,43 @@ def cmd_train(args):
     if comm.rank == 0:
         print(f"done: {trainer.out}")
     return 0
+
+
+def _start_ranks(args):
+    """--ranks (``minialex.distributed.launch``): run this command again under mpiexec when it asks for K > 1
+    ranks, with the progress bars it would have shown; otherwise return and train in this process."""
+    import os
+
+    from .distributed import launch
+    from .train import CheckpointError, load_checkpoint
+    if args.ranks is None:
+        try:
+            args.ranks = _ranks(os.environ.get("MINIALEX_RANKS", "auto"))
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"MINIALEX_RANKS: {exc}") from None
+    requested = args.ranks
+    if requested == "auto" and (args.threads is not None or os.environ.get("MINIALEX_NUM_THREADS")):
+        requested = 1                           # the user chose how one process uses the cores
+    settings, resumed_ranks = {}, None
+    if args.resume:
+        try:
+            meta = load_checkpoint(args.resume)["meta"]
+        except CheckpointError:
+            return                              # the trainer says what is wrong with it, in one process
+        settings = meta.get("train") if isinstance(meta.get("train"), dict) else {}
+        resumed_ranks = meta.get("ranks")
+    device = args.device or settings.get("device", DEFAULTS.device)
+    batch_size = args.batch_size or settings.get("batch_size", DEFAULTS.batch_size)
+    try:
+        ranks = launch.ranks_to_start(requested, device, batch_size if isinstance(batch_size, int) else 0,
+                                      resumed_ranks)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if ranks > 1:
+        argv = list(args.argv)
+        if args.progress is None and sys.stderr.isatty():   # rank 0's stderr is mpiexec's pipe, not the terminal
+            argv.append("--progress")
+        launch.relaunch(argv, ranks)
 
 
 def cmd_eval(args):
@@ -450,6 +506,7 @@ def main(argv=None):
     formatwarning, warnings.formatwarning = warnings.formatwarning, _one_line_warning
     try:
         args = parser.parse_args(argv)
+        args.argv = sys.argv[1:] if argv is None else list(argv)    # what --ranks passes on to mpiexec
         try:                                    # every command may convolve: check the setting up front
             current_algorithm()
         except ValueError as exc:

@@ -38,14 +38,19 @@ _pool = None
 _in_piece = threading.local()   # .active: this thread is running a piece of a for_slices call
 
 
-def num_threads():
-    env = os.environ.get("MINIALEX_NUM_THREADS")
-    if env:
-        return max(1, int(env))
+def available_cpus():
+    """The CPUs this process may use (its affinity mask on Linux)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def num_threads():
+    env = os.environ.get("MINIALEX_NUM_THREADS")
+    if env:
+        return max(1, int(env))
+    return available_cpus()
 
 
 def _executor():

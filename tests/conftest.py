@@ -10,6 +10,9 @@
     ``layout``        the same values as a contiguous, a strided or a transposed array.
 * ``check_grads``: gradcheck in float64 (on the CPU, where finite differences are exact
   enough), and on "cuda" also the device's autograd against the CPU's.
+* ``MINIALEX_RANKS=1`` for the whole suite and its subprocesses: `minialex train` trains in one process
+  unless a test asks for ranks (tests/test_distributed.py tests --ranks auto itself); its runs and their
+  messages are compared with one process's.
 """
 import os
 import pathlib
@@ -19,6 +22,7 @@ import numpy as np
 import pytest
 
 FAKE_CUPY_DIR = pathlib.Path(__file__).resolve().parent / "fake_cupy"
+os.environ["MINIALEX_RANKS"] = "1"
 
 
 def _real_gpu():

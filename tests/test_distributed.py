@@ -21,6 +21,8 @@ from minialex import Tensor, backend, keyed_random
 from minialex import functional as F
 from minialex.data import DataLoader, Digits
 from minialex.data.loader import shard_bounds
+from minialex.distributed import launch
+from minialex.distributed.communicator import LAUNCHER_RANK_VARIABLES
 from minialex.train.checkpoint import load_checkpoint
 from minialex.train.data import make_spec, train_transform
 
@@ -41,13 +43,17 @@ QUICK = ["--epochs", "1", "--max-batches", "6", "--batch-size", "16", "--conv-al
 TOLERANCE = 1e-6        # max |w_1 - w_2| over all weights, 6 steps from one state; measured: 3e-8-6e-8
 
 
-def run(args, ranks=None, timeout=180):
+def run(args, ranks=None, timeout=180, default_ranks="1"):
     """`python -m minialex ...` (ranks None) or `mpiexec -n ranks python ...`; (returncode, stdout, stderr).
+    ``default_ranks``: MINIALEX_RANKS, the default of --ranks (None: unset, so --ranks auto).
     On timeout the whole process group is killed and the test fails."""
     cmd = [sys.executable, *args] if args[0].endswith(".py") else [sys.executable, "-m", "minialex", *args]
     if ranks is not None:
         cmd = [MPIEXEC, "-n", str(ranks), *cmd]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "OMPI_", "PMIX_"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PMI_", "OMPI_", "PMIX_")) and k not in ("MINIALEX_RANKS", "MINIALEX_NUM_THREADS")}
+    if default_ranks is not None:
+        env["MINIALEX_RANKS"] = default_ranks
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
@@ -180,6 +186,45 @@ def test_dropout_outside_a_keyed_block_draws_from_minialex_generator_as_before()
             F.dropout(x, 0.5)
 
 
+def test_auto_ranks_take_one_per_cpu_with_enough_images_each_and_divide_the_batch():
+    assert launch.MIN_IMAGES_PER_RANK == 8
+    cases = {(32, 1): 1, (32, 2): 2, (32, 16): 4, (24, 3): 3, (20, 4): 2, (12, 2): 1, (48, 5): 4, (1, 8): 1}
+    for (batch, cpus), ranks in cases.items():
+        assert launch.auto_ranks(batch, cpus) == ranks, (batch, cpus)
+
+
+def test_ranks_to_start_follows_the_device_the_resumed_run_and_the_launcher(monkeypatch):
+    monkeypatch.setattr(launch, "mpi_missing", lambda: None)
+    monkeypatch.setattr(launch, "available_cpus", lambda: 4)
+    for name in LAUNCHER_RANK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert launch.ranks_to_start("auto", "cpu", 32) == 4
+    assert launch.ranks_to_start("auto", "cuda", 32) == 1                 # one GPU per process, chosen by hand
+    assert launch.ranks_to_start("auto", "cpu", 32, resumed_ranks=1) == 1  # a run continues as it was trained
+    assert launch.ranks_to_start("auto", "cpu", 32, resumed_ranks=2) == 2
+    for hostile in ("2", True, 0, 99, None):                              # not a rank count it can use: the rule
+        assert launch.ranks_to_start("auto", "cpu", 32, resumed_ranks=hostile) == 4
+    assert launch.ranks_to_start(3, "cpu", 32) == 3                       # asked for: the trainer checks the batch
+    monkeypatch.setenv("PMI_RANK", "0")                                   # mpiexec started us: nothing to start
+    assert launch.ranks_to_start(2, "cpu", 32) == launch.ranks_to_start("auto", "cpu", 32) == 1
+    monkeypatch.delenv("PMI_RANK")
+    monkeypatch.setattr(launch, "mpi_missing", lambda: "mpi4py is not installed (pip install 'minialex[mpi]')")
+    assert launch.ranks_to_start("auto", "cpu", 32) == 1                  # no MPI: one process, as before
+    with pytest.raises(ValueError, match=r"^--ranks 2 starts 2 processes under mpiexec, but mpi4py is not "):
+        launch.ranks_to_start(2, "cpu", 32)
+
+
+@pytest.mark.parametrize("flags, env, message", [
+    (["--ranks", "0"], {}, "minialex train: argument --ranks: expected auto or a positive integer, got '0'"),
+    (["--ranks", "two"], {}, "minialex train: argument --ranks: expected auto or a positive integer, got 'two'"),
+    ([], {"MINIALEX_RANKS": "-1"}, "minialex: error: MINIALEX_RANKS: expected auto or a positive integer, got '-1'"),
+])
+def test_a_bad_rank_count_is_one_line(flags, env, message, tmp_path):
+    code, out, err = run(["train", *QUICK, *flags, "--out", str(tmp_path / "r")], default_ranks=env.get("MINIALEX_RANKS"))
+    assert (code, err.strip()) == (2, message)
+    assert not (tmp_path / "r").exists()
+
+
 # ---------------------------------------------------------------------------------------- under mpiexec
 @needs_mpi
 def test_collectives_and_gradient_averaging_under_mpiexec():
@@ -245,12 +290,67 @@ def test_a_run_resumes_with_another_number_of_ranks(one_and_two_ranks, tmp_path)
         for ranks in (None, 2):
             name = f"{start}-{ranks or 1}"
             shutil.copytree(runs / start, tmp_path / name)
-            code, _, err = run(["train", "--resume", str(tmp_path / name), "--epochs", "2", "--no-progress"],
-                               ranks=ranks)
+            code, out, err = run(["train", "--resume", str(tmp_path / name), "--epochs", "2", "--no-progress"],
+                                 ranks=ranks)
             assert code == 0, err
+            trained_as = {"one": 1, "two": 2}[start]
+            note = (f"note: the run was trained as {trained_as} rank(s), this one runs as {ranks or 1}: each rank "
+                    f"sums its share of the batch, so the rest of the run rounds differently from an uninterrupted "
+                    f"one (--ranks {trained_as} continues it exactly)")
+            assert (note in out) == (trained_as != (ranks or 1)), out
             assert load_checkpoint(tmp_path / name)["meta"]["epoch"] == 2
         difference = max_difference(weights(tmp_path / f"{start}-1"), weights(tmp_path / f"{start}-2"))
         assert difference < TOLERANCE, (start, difference)
+
+
+@needs_mpi
+@pytest.mark.skipif(launch.available_cpus() < 2, reason="--ranks auto starts one rank per CPU: this machine has 1")
+def test_the_default_ranks_auto_is_mpiexec_with_one_rank_per_cpu(one_and_two_ranks, tmp_path):
+    """Without --ranks, `minialex train` on the CPU runs itself again under mpiexec: QUICK's batch of 16
+    gives 2 ranks of 8 images on any machine with 2 CPUs or more, and they compute what `mpiexec -n 2`
+    computes, bit for bit. --ranks 1 stays one process."""
+    runs, results = one_and_two_ranks
+    code, out, err = run(["train", *QUICK, "--out", str(tmp_path / "auto")], default_ranks=None)
+    assert code == 0, err
+    assert out.count("x 2 ranks") == 1 and out.count("done:") == 1
+    auto, two = load_checkpoint(tmp_path / "auto"), load_checkpoint(runs / "two")
+    assert auto["meta"]["ranks"] == 2
+    for k in two["model"]:
+        np.testing.assert_array_equal(auto["model"][k], two["model"][k])
+    code, out, err = run(["train", *QUICK, "--ranks", "1", "--out", str(tmp_path / "one")], default_ranks=None)
+    assert code == 0 and "x 2 ranks" not in out and load_checkpoint(tmp_path / "one")["meta"]["ranks"] == 1
+
+
+@needs_mpi
+def test_ctrl_c_reaches_every_rank_that_ranks_started(tmp_path):
+    """--ranks 2 replaces the process with mpiexec: a SIGINT to its pid reaches both ranks, which finish
+    the batch; rank 0 saves the checkpoint and the exit status is 130, as in one process."""
+    cmd = [sys.executable, "-m", "minialex", "train", "--epochs", "50", "--batch-size", "16", "--ranks", "2",
+           "--no-progress", "--out", str(tmp_path / "r")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "OMPI_", "PMIX_"))}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        first = proc.stdout.readline()                  # the start line: the ranks are training
+        assert "x 2 ranks" in first, first
+        time.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    assert proc.returncode == 130, err
+    assert "interrupted: checkpoint saved to" in out and "Traceback" not in err
+    meta = load_checkpoint(tmp_path / "r")["meta"]
+    assert meta["ranks"] == 2 and (meta["epoch"], meta["batch"]) != (0, 0)
+
+
+@needs_mpi
+def test_a_rank_count_that_mpiexec_contradicts_is_one_line(tmp_path):
+    code, out, err = run(["train", *QUICK, "--ranks", "3", "--out", str(tmp_path / "r")], ranks=2)
+    assert code == 2
+    assert err.strip() == "minialex: error: --ranks 3, but mpiexec started 2 rank(s): give one or the other"
+    assert not (tmp_path / "r").exists()
 
 
 @needs_mpi

@@ -22,12 +22,12 @@ gradient, scaled by n_k, end to end, then three numbers, all summed in a single 
 giving the batch's gradient, its sample count, its mean loss and whether any rank was asked to stop
 (Ctrl-C), so every rank stops after the same batch.
 """
-import os
 from collections import namedtuple
 
 import numpy as np
 
 from .. import backend
+from ..parallel import available_cpus
 
 StepTotals = namedtuple("StepTotals", "count loss_sum stop")
 SCALARS = 3                  # count, loss_sum, stop at the end of the buffer
@@ -92,9 +92,5 @@ def allreduce_sums(comm, values):
 
 def cores_per_rank(comm):
     """The CPUs this process may use, shared among the ranks on its machine (at least 1)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:          # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, cpus // comm.local_size)
+    return max(1, available_cpus() // comm.local_size)
 

@@ -237,7 +237,7 @@ class Trainer:
                 group["initial_lr"] = group["lr"]
             self.scheduler = build_scheduler(self.config, self.optimizer, start_epoch=meta["epoch"])
         self._saved_settings = saved
-        self._saved_threads = meta.get("threads")
+        self._saved_threads, self._saved_ranks = meta.get("threads"), meta.get("ranks", 1)
         self.epoch, self.batch = meta["epoch"], meta["batch"]
         self.partial = meta["partial"]
         self.history = meta["history"]
@@ -431,7 +431,12 @@ class Trainer:
                      f"--max-batches 0 lifts it)" if config.max_batches is not None else "")
             self.say(f"resuming at epoch {self.epoch + 1}, batch {self.batch + 1}{limit}")
             saved_threads, now = getattr(self, "_saved_threads", None), _threads_in_use()
-            if isinstance(saved_threads, dict) and saved_threads != now:     # (a hostile value: just different)
+            saved_ranks = getattr(self, "_saved_ranks", 1)
+            if saved_ranks != self.comm.size:                                # (a hostile value: just different)
+                self.say(f"note: the run was trained as {saved_ranks} rank(s), this one runs as {self.comm.size}: "
+                         f"each rank sums its share of the batch, so the rest of the run rounds differently from an "
+                         f"uninterrupted one (--ranks {saved_ranks} continues it exactly)")
+            elif isinstance(saved_threads, dict) and saved_threads != now:
                 self.say(f"note: the run was trained with {saved_threads.get('minialex')} threads and "
                          f"{saved_threads.get('blas')} BLAS thread(s), this process has {now['minialex']} and "
                          f"{now['blas']}: the ops cut their work by the thread count, so the rest of the run rounds "
