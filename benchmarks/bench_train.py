@@ -5,6 +5,8 @@
     python benchmarks/bench_train.py --torch          # then PyTorch doing the same job (bench_torch_train.py)
     python benchmarks/bench_train.py --torch --rounds 2   # minialex, PyTorch, minialex, PyTorch
 
+minialex runs as its default `--ranks auto` makes it: on the CPU with the `mpi` extra installed, one rank
+per CPU under mpiexec (`-- --ranks 1`: one process with minialex's threads); the report says which.
 Runs the command in a fresh process in a temporary run directory, measures its wall time, and
 reads the run's metrics.jsonl: per-epoch train loss, test error and seconds, then the final
 top-1 accuracy on the 1,000 held-out digits (the final multi-view test's, beside the last single view). With --torch it then runs benchmarks/bench_torch_train.py

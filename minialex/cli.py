@@ -15,7 +15,10 @@ its images could not be read (each is one line; the others are predicted; 2 when
 after saving a checkpoint. Warnings are one line each, ``minialex: warning: ...``.
 
     mpiexec -n 2 python -m minialex train          # data-parallel: --batch-size is split over the 2 processes
+    python -m minialex train --ranks 2             # the same: the command runs itself again under mpiexec
 
+On the CPU ``train`` defaults to ``--ranks auto``: with the ``mpi`` extra installed it starts one rank per
+CPU (``minialex.distributed.launch``); ``--ranks 1`` trains in one process with minialex's threads.
 Under mpiexec rank 0 alone prints; a rank that fails says so in one line and stops them all
 (``minialex.distributed.faults``).
 """

@@ -308,7 +308,7 @@ def test_a_run_resumes_with_another_number_of_ranks(one_and_two_ranks, tmp_path)
 def test_the_default_ranks_auto_is_mpiexec_with_one_rank_per_cpu(one_and_two_ranks, tmp_path):
     """Without --ranks, `minialex train` on the CPU runs itself again under mpiexec: QUICK's batch of 16
     gives 2 ranks of 8 images on any machine with 2 CPUs or more, and they compute what `mpiexec -n 2`
-    computes, bit for bit. --ranks 1 stays one process."""
+    computes, bit for bit. --ranks 1 stays one process; a resume keeps the run's ranks."""
     runs, results = one_and_two_ranks
     code, out, err = run(["train", *QUICK, "--out", str(tmp_path / "auto")], default_ranks=None)
     assert code == 0, err
@@ -319,6 +319,17 @@ def test_the_default_ranks_auto_is_mpiexec_with_one_rank_per_cpu(one_and_two_ran
         np.testing.assert_array_equal(auto["model"][k], two["model"][k])
     code, out, err = run(["train", *QUICK, "--ranks", "1", "--out", str(tmp_path / "one")], default_ranks=None)
     assert code == 0 and "x 2 ranks" not in out and load_checkpoint(tmp_path / "one")["meta"]["ranks"] == 1
+
+    # a resume keeps the run's 2 ranks, so it ends with an uninterrupted 2-rank run's weights, bit for bit
+    code, out, err = run(["train", "--resume", str(tmp_path / "auto"), "--epochs", "2", "--no-progress"],
+                         default_ranks=None)
+    assert code == 0 and "x 2 ranks" in out and "note:" not in out, out + err
+    whole = QUICK[:QUICK.index("--epochs")] + ["--epochs", "2"] + QUICK[QUICK.index("--epochs") + 2:]
+    code, _, err = run(["train", *whole, "--ranks", "2", "--out", str(tmp_path / "whole")])
+    assert code == 0, err
+    resumed, uninterrupted = weights(tmp_path / "auto"), weights(tmp_path / "whole")
+    for k in uninterrupted:
+        np.testing.assert_array_equal(resumed[k], uninterrupted[k])
 
 
 @needs_mpi

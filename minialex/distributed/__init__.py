@@ -1,6 +1,7 @@
 """minialex.distributed: data-parallel training over MPI, with NCCL between GPUs.
 
     mpiexec -n 2 python -m minialex train --batch-size 32      # two processes, 16 images each per step
+    python -m minialex train --ranks 2                         # the same, mpiexec started by minialex
 
 K processes (ranks) each hold a whole copy of the model. Every step, each rank takes its shard of the
 global batch (``DataLoader(num_shards=K, shard=rank)``), runs forward and backward on it, and one
@@ -12,6 +13,8 @@ the copies stay equal. The pieces, in the order a run uses them:
     data_parallel.py   DataParallel: parameters broadcast from rank 0; gradients averaged, packed in
                        one buffer, for any optimiser; why the average equals the big batch's gradient
     faults.py          a failing rank stops every rank (MPI_Abort) and says so in one line
+    launch.py          `train --ranks K` (and, on the CPU, the default --ranks auto): the command runs
+                       itself again under mpiexec -n K; why K ranks beat K threads on one machine
 
 What a sample sees (its crop, its flip, its dropout mask) is keyed by the seed, the epoch and the
 sample (``minialex.keyed_random``, ``minialex.data.loader``), never by the rank, so K ranks train the

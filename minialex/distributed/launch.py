@@ -6,8 +6,8 @@ meet after every op (``minialex.parallel``), and the Python between the ops runs
 K ranks run the whole step side by side instead, each on 1/K of the batch with one thread, and meet once
 a step, in the gradients' allreduce (``data_parallel.py``); they train the same model (the masks and
 crops are keyed by the sample, not by the rank), up to float32 round-off. Measured on the 2-core machine
-(benchmarks/RESULTS.md, "Issue 14, eighth session"): the default main job's epochs took 5.3-6.4 s as 2
-ranks against 7.4-8.2 s as one process with 2 threads.
+(benchmarks/RESULTS.md, "Issue 14, eighth session"): the main job's first three epochs at 689 images/s as
+2 ranks against 420 as one process with 2 threads (three alternating rounds, 1.49-1.69x per round).
 
 How: the process replaces itself (``os.execv``) with ``mpiexec -n K <this python> -m minialex <the same
 arguments>``. Its process id, its exit status and its signals are then mpiexec's, which passes a Ctrl-C to
