@@ -6,7 +6,7 @@ meet after every op (``minialex.parallel``), and the Python between the ops runs
 K ranks run the whole step side by side instead, each on 1/K of the batch with one thread, and meet once
 a step, in the gradients' allreduce (``data_parallel.py``); they train the same model (the masks and
 crops are keyed by the sample, not by the rank), up to float32 round-off. Measured on the 2-core machine
-(benchmarks/RESULTS.md, "Issue 14, eighth session"): the main job's first three epochs at 689 images/s as
+(benchmarks/RESULTS.md, "Issue 14, eighth session"): the main job shortened to 3 epochs ran at 689 images/s as
 2 ranks against 420 as one process with 2 threads (three alternating rounds, 1.49-1.69x per round).
 
 How: the process replaces itself (``os.execv``) with ``mpiexec -n K <this python> -m minialex <the same
@@ -14,7 +14,8 @@ arguments>``. Its process id, its exit status and its signals are then mpiexec's
 every rank (each finishes the batch and rank 0 saves the checkpoint, as in one process). The flags were
 checked before, so a mistake on the command line is still one line from one process.
 
-    --ranks auto (the default)   CPU, mpi4py and mpiexec installed, not already under a launcher:
+    --ranks auto (the default)   CPU, mpi4py and mpiexec installed, not already under a launcher, and
+                                 neither MINIALEX_NUM_THREADS nor --threads set (``cli._start_ranks``):
                                  ``auto_ranks`` (one per CPU, each with at least MIN_IMAGES_PER_RANK
                                  images of the batch); a resumed run: the ranks it was trained with
     --ranks 1                    one process, minialex's threads (what runs without the mpi extra)
@@ -30,7 +31,7 @@ from ..parallel import available_cpus
 from .communicator import launched_by_mpi
 
 # Fewer images make a rank's products too narrow: measured on the 2-core machine (the mini net's step, one
-# thread, medians of 37 steps): per image 2.4 ms on 16 images, 2.7 on 8, 3.3 on 4, 4.5 on 2.
+# thread, medians of 37 steps): per image 2.3-2.7 ms on 16 images, 2.6-2.8 on 8, 3.3 on 4, 4.5-4.7 on 2.
 MIN_IMAGES_PER_RANK = 8
 
 

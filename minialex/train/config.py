@@ -4,7 +4,8 @@ The optimiser defaults were chosen by measurement on the digits (benchmarks/RESU
 lr 0.01 on a cosine schedule over 15 epochs, then the paper's multi-view test (five crops on the digits,
 ``final_test``). Over seeds 0-2 that reaches 98.1, 98.1 and 98.5% with the five crops (two threads, the
 dropout masks of ``minialex.keyed_random``) on one AMD EPYC, and 97.5, 98.2 and 98.8% on an Intel Xeon and
-a newer AMD EPYC, whose BLAS kernels round differently. With the earlier masks (one NumPy generator per row) it
+a newer AMD EPYC, whose BLAS kernels round differently; as 2 ranks (``--ranks auto`` on 2 CPUs) on that
+newer EPYC 97.8, 98.4 and 98.4%, and 98.2, 98.4 and 98.4% with 20 epochs. With the earlier masks (one NumPy generator per row) it
 reached 98.1, 98.3 and 98.3% (98.3, 98.6 and 98.7% with one thread, whose rounding differs), against
 98.0, 98.3 and 98.1% for 10 epochs (one thread); 20 epochs took a third longer for 98.3, 98.4 and 98.8%.
 Label smoothing 0.1, dropout 0 or 0.1, weight decay 1e-3, batch 16 or 64 and lr 0.005-0.015 did no
