@@ -347,13 +347,15 @@ def _start_ranks(args):
     ranks, with the progress bars it would have shown; otherwise return and train in this process."""
     import os
 
-    from .distributed import launch
+    from .distributed import launch, launched_by_mpi
     from .train import CheckpointError, load_checkpoint
     if args.ranks is None:
         try:
             args.ranks = _ranks(os.environ.get("MINIALEX_RANKS", "auto"))
         except argparse.ArgumentTypeError as exc:
             raise UsageError(f"MINIALEX_RANKS: {exc}") from None
+    if launched_by_mpi():                       # mpiexec started the ranks already
+        return
     requested = args.ranks
     if requested == "auto" and (args.threads is not None or os.environ.get("MINIALEX_NUM_THREADS")):
         requested = 1                           # the user chose how one process uses the cores
@@ -376,7 +378,10 @@ def _start_ranks(args):
         argv = list(args.argv)
         if args.progress is None and sys.stderr.isatty():   # rank 0's stderr is mpiexec's pipe, not the terminal
             argv.append("--progress")
-        launch.relaunch(argv, ranks)
+        try:
+            launch.relaunch(argv, ranks)
+        except OSError as exc:                  # mpiexec is there but cannot be run
+            raise UsageError(f"--ranks {ranks}: could not start {launch.mpiexec_path()}: {exc.strerror or exc}") from None
 
 
 def cmd_eval(args):

@@ -225,6 +225,21 @@ def test_a_bad_rank_count_is_one_line(flags, env, message, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_an_mpiexec_that_cannot_run_is_one_line(tmp_path, monkeypatch, capsys):
+    from minialex import cli
+    broken = tmp_path / "mpiexec"
+    broken.write_text("not a program\n")
+    broken.chmod(0o755)                                  # executable, but no #! line and not a binary
+    monkeypatch.setattr(launch, "mpiexec_path", lambda: str(broken))
+    monkeypatch.setattr(launch, "mpi_missing", lambda: None)
+    for name in LAUNCHER_RANK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert cli.main(["train", *QUICK, "--ranks", "2", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"minialex: error: --ranks 2: could not start {broken}: ") and err.count("\n") == 1, err
+    assert not (tmp_path / "r").exists()
+
+
 # ---------------------------------------------------------------------------------------- under mpiexec
 @needs_mpi
 def test_collectives_and_gradient_averaging_under_mpiexec():
