@@ -120,18 +120,27 @@ def paper_child(steps):
     rng = np.random.default_rng(comm.rank)
     x = rng.standard_normal((16, 3, 227, 227)).astype(np.float32)
     y = rng.integers(0, 1000, 16)
-    times = []
-    for step in range(steps + 1):                    # the first step warms the allocator up
-        t0 = time.perf_counter()
+
+    def step(_):
         optimizer.zero_grad()
         loss = F.cross_entropy(model(Tensor(x)), y)
         loss.backward()
         if comm.size > 1:
             parallel.average_gradients(16, float(loss.item()) * 16)
         optimizer.step()
-        times.append(time.perf_counter() - t0)
+    median = median_step(step, steps, warmup=1)      # the first step warms the allocator up
     if comm.rank == 0:
-        print(json.dumps({"step_s": float(np.median(times[1:])), "images": 16 * comm.size}))
+        print(json.dumps({"step_s": median, "images": 16 * comm.size}))
+
+
+def median_step(step, steps, warmup):
+    """The median seconds of ``step(i)`` over ``steps`` calls after ``warmup`` untimed ones (i counts all)."""
+    times = []
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        step(i)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times[warmup:]))
 
 
 def alternating_rates(setups, steps, rounds):
@@ -224,13 +233,9 @@ def mini_child(steps, framework, store):
             if parallel is not None:
                 parallel.average_gradients(len(ys), float(loss.item()) * len(ys))
             optimizer.step()
-    times = []
-    for epoch in range(steps + 3):                     # three warm-up steps
-        t0 = time.perf_counter()
-        step(epoch)
-        times.append(time.perf_counter() - t0)
+    median = median_step(step, steps, warmup=3)      # each call is keyed as a new epoch
     if comm.rank == 0:
-        print(json.dumps({"step_s": float(np.median(times[3:])), "images": 32}))
+        print(json.dumps({"step_s": median, "images": 32}))
 
 
 def mini(args):

@@ -53,7 +53,7 @@ def run_ours(tmp, extra, name):
         sys.exit(f"bench_train: `minialex train` failed with status {done.returncode}")
     with open(os.path.join(out, "metrics.jsonl")) as f:
         epochs = [json.loads(line) for line in f if line.strip()]
-    epochs[-1]["ranks"] = load_checkpoint(out)["meta"]["ranks"]     # how --ranks ran it (auto: one per CPU)
+    epochs[-1]["ranks"] = load_checkpoint(out, meta_only=True)["meta"]["ranks"]     # how --ranks ran it (auto: one per CPU)
     return wall, epochs
 
 

@@ -306,11 +306,9 @@ def cmd_train(args):
     import os
 
     from . import backend
-    from .distributed import cores_per_rank, launched_by_mpi, setup_together, stop_together, world
+    from .distributed import cores_per_rank, setup_together, stop_together, world
     from .train import NonFiniteLossError, Trainer
     from .blas_threads import set_blas_threads
-    if isinstance(args.ranks, int) and launched_by_mpi() and args.ranks != world().size:
-        raise UsageError(f"--ranks {args.ranks}, but mpiexec started {world().size} rank(s): give one or the other")
     _start_ranks(args)             # K > 1 ranks asked for: this process becomes mpiexec -n K (does not return)
     comm = world()                 # under mpiexec: this process's rank among K; else one process
     backend.reuse_freed_memory()   # every step frees and re-allocates the same big arrays; keep them mapped
@@ -347,14 +345,17 @@ def _start_ranks(args):
     ranks, with the progress bars it would have shown; otherwise return and train in this process."""
     import os
 
-    from .distributed import launch, launched_by_mpi
+    from .distributed import launch, launched_by_mpi, world
     from .train import CheckpointError, load_checkpoint
-    if args.ranks is None:
+    flag = args.ranks
+    if flag is None:
         try:
             args.ranks = _ranks(os.environ.get("MINIALEX_RANKS", "auto"))
         except argparse.ArgumentTypeError as exc:
             raise UsageError(f"MINIALEX_RANKS: {exc}") from None
-    if launched_by_mpi():                       # mpiexec started the ranks already
+    if launched_by_mpi():                       # mpiexec started the ranks already: only a flag can contradict it
+        if isinstance(flag, int) and flag != world().size:
+            raise UsageError(f"--ranks {flag}, but mpiexec started {world().size} rank(s): give one or the other")
         return
     requested = args.ranks
     if requested == "auto" and (args.threads is not None or os.environ.get("MINIALEX_NUM_THREADS")):
@@ -362,7 +363,7 @@ def _start_ranks(args):
     settings, resumed_ranks = {}, None
     if args.resume:
         try:
-            meta = load_checkpoint(args.resume)["meta"]
+            meta = load_checkpoint(args.resume, meta_only=True)["meta"]
         except CheckpointError:
             return                              # the trainer says what is wrong with it, in one process
         settings = meta.get("train") if isinstance(meta.get("train"), dict) else {}

@@ -47,6 +47,17 @@ def test_round_trip(tmp_path, trained):
     assert load_checkpoint(tmp_path / "run")["optimizer"] is None
 
 
+def test_the_metadata_alone_reads_what_the_whole_checkpoint_holds(tmp_path, trained):
+    model, opt = trained
+    meta = {"epoch": 3, "ranks": 2}
+    path = save_checkpoint(tmp_path / "c.npz", model.state_dict(), opt.state_dict(), meta)
+    assert load_checkpoint(path, meta_only=True) == {"meta": meta, "path": str(path)}
+    np.savez(tmp_path / "plain.npz", a=np.zeros(3))
+    for bad, message in ((tmp_path / "nope.npz", "does not exist"), (tmp_path / "plain.npz", "not a minialex")):
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(bad, meta_only=True)
+
+
 def test_interrupted_write_keeps_the_old_checkpoint(tmp_path, trained, monkeypatch):
     model, opt = trained
     path = tmp_path / "checkpoint.npz"

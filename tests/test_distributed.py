@@ -43,6 +43,16 @@ QUICK = ["--epochs", "1", "--max-batches", "6", "--batch-size", "16", "--conv-al
 TOLERANCE = 1e-6        # max |w_1 - w_2| over all weights, 6 steps from one state; measured: 3e-8-6e-8
 
 
+def child_env(default_ranks="1"):
+    """The environment of a child: no launcher variables of ours, MINIALEX_NUM_THREADS unset, and
+    MINIALEX_RANKS = ``default_ranks`` (None: unset, so --ranks auto)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PMI_", "OMPI_", "PMIX_")) and k not in ("MINIALEX_RANKS", "MINIALEX_NUM_THREADS")}
+    if default_ranks is not None:
+        env["MINIALEX_RANKS"] = default_ranks
+    return env
+
+
 def run(args, ranks=None, timeout=180, default_ranks="1"):
     """`python -m minialex ...` (ranks None) or `mpiexec -n ranks python ...`; (returncode, stdout, stderr).
     ``default_ranks``: MINIALEX_RANKS, the default of --ranks (None: unset, so --ranks auto).
@@ -50,12 +60,8 @@ def run(args, ranks=None, timeout=180, default_ranks="1"):
     cmd = [sys.executable, *args] if args[0].endswith(".py") else [sys.executable, "-m", "minialex", *args]
     if ranks is not None:
         cmd = [MPIEXEC, "-n", str(ranks), *cmd]
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PMI_", "OMPI_", "PMIX_")) and k not in ("MINIALEX_RANKS", "MINIALEX_NUM_THREADS")}
-    if default_ranks is not None:
-        env["MINIALEX_RANKS"] = default_ranks
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=child_env(default_ranks), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -353,9 +359,8 @@ def test_ctrl_c_reaches_every_rank_that_ranks_started(tmp_path):
     the batch; rank 0 saves the checkpoint and the exit status is 130, as in one process."""
     cmd = [sys.executable, "-m", "minialex", "train", "--epochs", "50", "--batch-size", "16", "--ranks", "2",
            "--no-progress", "--out", str(tmp_path / "r")]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "OMPI_", "PMIX_"))}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
     try:
         first = proc.stdout.readline()                  # the start line: the ranks are training
         assert "x 2 ranks" in first, first

@@ -186,10 +186,11 @@ def _bytes(n):
         n /= 1000
 
 
-def load_checkpoint(path):
+def load_checkpoint(path, meta_only=False):
     """Read a checkpoint written by :func:`save_checkpoint`.
 
-    Returns ``{"model": {name: ndarray}, "optimizer": {"param_groups", "velocity"} or None, "meta": dict}``.
+    Returns ``{"model": {name: ndarray}, "optimizer": {"param_groups", "velocity"} or None, "meta": dict}``;
+    with ``meta_only``, ``{"meta": dict}`` alone, without reading (or CRC-checking) the arrays.
     Raises :class:`CheckpointError` (naming the file) when it is missing, truncated, corrupt, holds
     pickled objects, or is not a minialex checkpoint.
     """
@@ -205,7 +206,8 @@ def load_checkpoint(path):
     try:
         _check_entries(path)
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}   # reads (and CRC-checks) every array now
+            names = [name for name in npz.files if name == META_KEY or not meta_only]
+            arrays = {name: npz[name] for name in names}       # reads (and CRC-checks) these arrays now
     except ValueError as exc:
         if "Object arrays" in str(exc):
             raise CheckpointError(f"checkpoint {path} contains pickled Python objects, which minialex refuses "
@@ -224,6 +226,8 @@ def load_checkpoint(path):
     if document.get("version") != VERSION:
         raise CheckpointError(f"checkpoint {path} has format version {document.get('version')}; this minialex "
                               f"reads version {VERSION}")
+    if meta_only:
+        return {"meta": document["meta"], "path": str(path)}
     model = {k[len("model/"):]: a for k, a in arrays.items() if k.startswith("model/")}
     optimizer = None
     if "optimizer" in document:

@@ -365,7 +365,7 @@ class Trainer:
         """Where the checkpoint on disk stands: "end of epoch E", or "epoch E+1, after batch B" for a
         mid-epoch (Ctrl-C) save."""
         try:
-            meta = load_checkpoint(self.out / CHECKPOINT)["meta"]
+            meta = load_checkpoint(self.out / CHECKPOINT, meta_only=True)["meta"]
         except CheckpointError:
             return "position unknown"
         if meta.get("batch"):
