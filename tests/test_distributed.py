@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from minialex import functional as F
 from minialex.data import DataLoader, Digits
 from minialex.data.loader import shard_bounds
 from minialex.distributed import launch
-from minialex.distributed.communicator import LAUNCHER_RANK_VARIABLES
+from minialex.distributed.communicator import LAUNCHER_RANK_VARIABLES, wait_until_read
 from minialex.train.checkpoint import load_checkpoint
 from minialex.train.data import make_spec, train_transform
 
@@ -393,6 +394,27 @@ def test_a_batch_the_ranks_do_not_divide_is_one_line(tmp_path):
     assert not (tmp_path / "r").exists()
     code, out, err = run(["train", "--epochs", "0"], ranks=2)                 # argparse: once, not per rank
     assert code == 2 and len(err.strip().splitlines()) == 1, err
+
+
+def test_an_aborting_rank_waits_until_its_error_line_has_left_the_pipe():
+    """MPI_Abort ends the job at once: a line mpiexec has not yet read from the rank's pipe is lost. The
+    wait ends as soon as the reader has read it, and after the timeout when nobody does."""
+    read_end, write_end = os.pipe()
+    with os.fdopen(write_end, "w") as stream, os.fdopen(read_end, "rb", buffering=0) as reader:
+        stream.write("minialex: error: rank 1 of 2: ...\n")
+        stream.flush()
+        began = time.monotonic()
+        wait_until_read([stream], timeout=0.3)                   # nobody reads: the timeout
+        assert time.monotonic() - began >= 0.3
+        timer = threading.Timer(0.1, reader.read, args=(100,))
+        timer.start()
+        began = time.monotonic()
+        wait_until_read([stream], timeout=5)                     # read after 0.1 s: done then
+        timer.join()
+        assert time.monotonic() - began < 2
+    began = time.monotonic()
+    wait_until_read([None, sys.stdout], timeout=5)               # not pipes: no wait
+    assert time.monotonic() - began < 1
 
 
 @needs_mpi

@@ -16,7 +16,9 @@ Faults: a rank that stops calling the collectives leaves the others waiting for 
 fails calls :meth:`MPICommunicator.abort` (MPI_Abort), which ends every rank of the job.
 """
 import os
+import stat
 import sys
+import time
 
 import numpy as np
 
@@ -38,6 +40,34 @@ def launcher_rank():
         if name in os.environ:
             return int(os.environ[name])
     return 0
+
+
+def wait_until_read(streams, timeout):
+    """Wait (at most ``timeout`` seconds) until whoever reads these streams' pipes has read them.
+
+    mpiexec forwards a rank's output from the pipe it reads it from; MPI_Abort ends the job at once, and
+    a line still in the pipe is lost with it (under load, now and then: an error line that never
+    appeared). Streams that are not pipes (a terminal, a file) are not waited for."""
+    try:
+        import fcntl
+        import termios
+    except ImportError:                 # not a POSIX system: nothing to ask
+        return
+    pipes = []
+    for stream in streams:
+        try:
+            fd = stream.fileno()
+            if stat.S_ISFIFO(os.fstat(fd).st_mode):
+                pipes.append(fd)
+        except (AttributeError, OSError, ValueError):    # replaced or closed streams
+            pass
+    deadline = time.monotonic() + timeout
+    while pipes and time.monotonic() < deadline:
+        unread = bytearray(4)
+        pipes = [fd for fd in pipes
+                 if fcntl.ioctl(fd, termios.FIONREAD, unread) == 0 and int.from_bytes(unread, sys.byteorder) > 0]
+        if pipes:
+            time.sleep(0.01)
 
 
 class Communicator:
@@ -124,6 +154,7 @@ class MPICommunicator(Communicator):
     def abort(self, status):
         sys.stdout.flush()
         sys.stderr.flush()
+        wait_until_read((sys.stdout, sys.stderr), timeout=2.0)
         self.comm.Abort(status)
         os._exit(status)             # MPI_Abort may return before the launcher has ended this process
 
