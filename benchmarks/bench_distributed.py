@@ -152,7 +152,10 @@ def alternating_rates(setups, steps, rounds):
             cmd = [sys.executable, os.path.abspath(__file__), *child, "--steps", str(steps)]
             if ranks > 1:
                 cmd = [MPIEXEC, "-n", str(ranks), *cmd]
-            done = subprocess.run(cmd, env=_env(threads), check=True, capture_output=True, text=True)
+            done = subprocess.run(cmd, env=_env(threads), capture_output=True, text=True)
+            if done.returncode != 0:                     # the child's own words, not this script's traceback
+                said = (done.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
+                sys.exit(f"bench_distributed: round {r + 1}, {name} failed with status {done.returncode}: {said}")
             result = json.loads(done.stdout.strip().splitlines()[-1])
             rates[name].append(result["images"] / result["step_s"])
             print(f"round {r + 1} {name}: {rates[name][-1]:.1f} img/s", file=sys.stderr)
