@@ -397,6 +397,16 @@ def test_side_by_side_matches_the_reference_and_im2col(xshape, O, k, stride, pad
     assert_close(results["auto"][0], reference.conv2d(x, w, b, stride, padding, groups), **TOL[dtype])
 
 
+@pytest.mark.parametrize("xshape,O,k,stride,padding,groups", SIDE_BY_SIDE_CASES)
+def test_im2col_batch_last_holds_im2cols_columns_with_the_batch_last(xshape, O, k, stride, padding, groups):
+    from minialex.functional.im2col import im2col, im2col_batch_last
+    x = randn(*xshape, seed=44).astype(np.float32)
+    kernel, stride, padding = (v if isinstance(v, tuple) else (v, v) for v in (k, stride, padding))
+    cols = im2col_batch_last(x, kernel, stride, padding)                  # (C, kH, kW, OH, OW, N)
+    assert cols.flags.c_contiguous
+    np.testing.assert_array_equal(cols, im2col(x, kernel, stride, padding).transpose(1, 2, 3, 4, 5, 0))
+
+
 @pytest.mark.parametrize("xshape,O,k,stride,padding,groups", SIDE_BY_SIDE_CASES[:3])
 def test_side_by_side_gradcheck(xshape, O, k, stride, padding, groups, side_by_side_calls):
     x, w, b = _inputs(xshape, O, groups, seed=42, k=k)

@@ -25,8 +25,8 @@ Three faster routes, each tested against that reference and against im2col, chos
   * at stride 1 the data gradient is a convolution of the padded output gradient with the
     flipped filters (``_data_grad``); where that convolution takes Winograd, it needs no col2im.
   * layers with few output positions (OH*OW < 256: the mini net's conv2..conv5) put the images side by
-    side, cols (groups, K, N*L), so that the forward and the weight gradient are one product per group
-    for the whole batch instead of one per image (``_forward_side_by_side``).
+    side, cols (groups, K, L*N) with the batch last, so that the forward and the weight gradient are one
+    product per group for the whole batch instead of one per image (``_forward_side_by_side``).
 
 On the CPU with one BLAS thread the batch runs in pieces of whole images, one piece per thread at a
 time (``_forward_in_pieces``, ``_backward_in_pieces``): each piece is the convolution above on fewer
@@ -45,7 +45,7 @@ from ..cuda import use_cuda_kernels
 from . import winograd
 from ._checks import check_conv2d_args
 from .algorithms import current_algorithm, use_side_by_side, use_winograd
-from .im2col import col2im, col2im_batch_last, im2col
+from .im2col import col2im, col2im_batch_last, im2col, im2col_batch_last
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1):
@@ -133,18 +133,20 @@ def _forward(x, w, stride, padding, groups, algorithm):
 
 
 def _forward_side_by_side(x, w, stride, padding, groups):
-    """The im2col product with the images side by side: one (Og, K) @ (K, N*L) product per group instead of
+    """The im2col product with the images side by side: one (Og, K) @ (K, L*N) product per group instead of
     one per image and group, for layers with few output positions L (``algorithms.use_side_by_side``).
-    Returns y as a strided view (N, O, OH, OW) of the product's (groups, Og, N, L) layout."""
+    The columns have the batch as their last axis (``im2col_batch_last``), the order the data gradient's
+    ``col2im_batch_last`` uses too. Returns y as a strided view (N, O, OH, OW) of the product's
+    (groups, Og, L*N) layout."""
     xp = backend.xp_of(x)
     N = x.shape[0]
     O, Cg, kH, kW = w.shape
-    cols = im2col(x, (kH, kW), stride, padding, images_side_by_side=True)   # (C, kH, kW, N, OH, OW)
-    OH, OW = cols.shape[4:]
-    cols = cols.reshape(groups, Cg * kH * kW, N * OH * OW)     # (groups, K, N*L)
-    Y = xp.matmul(w.reshape(groups, O // groups, Cg * kH * kW), cols)   # (groups, Og, N*L)
-    y = Y.reshape(groups, O // groups, N, OH, OW).transpose(2, 0, 1, 3, 4)   # (N, groups, Og, OH, OW) view
-    return y.reshape(N, O, OH, OW), ("side_by_side", cols)
+    cols = im2col_batch_last(x, (kH, kW), stride, padding)     # (C, kH, kW, OH, OW, N)
+    OH, OW = cols.shape[3:5]
+    cols = cols.reshape(groups, Cg * kH * kW, OH * OW * N)     # (groups, K, L*N)
+    Y = xp.matmul(w.reshape(groups, O // groups, Cg * kH * kW), cols)   # (groups, Og, L*N)
+    y = Y.reshape(O, OH, OW, N).transpose(3, 0, 1, 2)          # (N, O, OH, OW) view
+    return y, ("side_by_side", cols)
 
 
 def _data_grad(g, w, x_shape, stride, padding, groups, algorithm):
@@ -214,12 +216,12 @@ def _weight_grad(g, saved, w_shape, groups):
     O = w_shape[0]
     Og = O // groups
     if algorithm == "side_by_side":
-        cols = kept                                         # (groups, K, N*L)
+        cols = kept                                         # (groups, K, L*N)
         N, L = g.shape[0], g.shape[2] * g.shape[3]
-        gT = xp.ascontiguousarray(g.reshape(N, groups, Og, L).transpose(1, 2, 0, 3))   # (groups, Og, N, L)
-        # dW^T = cols @ gT^T, (K, N*L) @ (N*L, Og): with K rows the product runs ~1.7x faster than dW = gT @
+        gT = xp.ascontiguousarray(g.transpose(1, 2, 3, 0)).reshape(groups, Og, L * N)  # (groups, Og, L*N)
+        # dW^T = cols @ gT^T, (K, L*N) @ (L*N, Og): with K rows the product runs ~1.7x faster than dW = gT @
         # cols^T with Og rows (measured on the mini net's conv2, one BLAS thread: 91 against 52 GFLOP/s)
-        dWt = xp.matmul(cols, gT.reshape(groups, Og, N * L).transpose(0, 2, 1))       # (groups, K, Og)
+        dWt = xp.matmul(cols, gT.transpose(0, 2, 1))                                   # (groups, K, Og)
         return xp.ascontiguousarray(dWt.transpose(0, 2, 1)).reshape(w_shape)         # (O, Cg, kH, kW)
     cols = kept                                             # (N, groups, K, L)
     N, _, K, L = cols.shape
